@@ -1,0 +1,25 @@
+# Every dependency comes from Debian 12 packages (packaging/install-build-deps installs them).
+find_package(Threads REQUIRED)
+find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS json)
+find_package(CapnProto REQUIRED CONFIG)
+find_package(PkgConfig REQUIRED)
+if(NOT QB_FUZZ)
+  find_package(fmt REQUIRED CONFIG)
+  find_package(spdlog REQUIRED CONFIG)
+  find_package(tomlplusplus REQUIRED CONFIG)
+  pkg_check_modules(LIBVIRT REQUIRED IMPORTED_TARGET libvirt)
+  find_package(SQLite3 REQUIRED)
+  if(QB_BUILD_TESTS)
+    find_package(GTest REQUIRED CONFIG)
+  endif()
+endif()
+
+# Header-only spdlog/fmt: the static agent cannot link Debian's shared-only libspdlog/libfmt.
+add_library(qb_spdlog INTERFACE)
+if(NOT QB_FUZZ)
+  target_link_libraries(qb_spdlog INTERFACE spdlog::spdlog_header_only fmt::fmt-header-only)
+endif()
+
+add_library(qb_asio INTERFACE)
+target_link_libraries(qb_asio INTERFACE Boost::headers Threads::Threads)
+target_compile_definitions(qb_asio INTERFACE BOOST_ASIO_NO_DEPRECATED)

@@ -1,0 +1,154 @@
+// Plain C++ values for the control protocol (protocol/control.capnp documents each field).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace qb::proto {
+
+inline constexpr std::uint16_t kControlProtocolMajor = 1;
+
+enum class VssMode : std::uint8_t { kCopy = 0, kFull = 1 };
+
+struct ListGuests {
+  bool operator==(const ListGuests&) const = default;
+};
+struct GuestStatusRequest {
+  std::string vm;
+  bool operator==(const GuestStatusRequest&) const = default;
+};
+struct SnapshotRequest {
+  std::vector<std::string> vms;
+  std::string group;
+  VssMode vss_mode = VssMode::kCopy;
+  bool allow_partial = false;
+  std::uint32_t lease_ms = 0;
+  bool operator==(const SnapshotRequest&) const = default;
+};
+struct ListSnapshots {
+  std::string vm;
+  bool operator==(const ListSnapshots&) const = default;
+};
+struct DeleteSnapshot {
+  std::string snapshot_id;
+  bool operator==(const DeleteSnapshot&) const = default;
+};
+struct ExposeRequest {
+  std::string snapshot_id;
+  std::string as_name;
+  bool operator==(const ExposeRequest&) const = default;
+};
+struct RollbackRequest {
+  std::string vm;
+  std::string snapshot_id;
+  bool operator==(const RollbackRequest&) const = default;
+};
+struct PruneRequest {
+  std::string vm;
+  bool operator==(const PruneRequest&) const = default;
+};
+struct ListJobs {
+  bool operator==(const ListJobs&) const = default;
+};
+struct ThawRequest {
+  std::string vm;
+  bool operator==(const ThawRequest&) const = default;
+};
+
+using ControlRequestBody =
+    std::variant<ListGuests, GuestStatusRequest, SnapshotRequest, ListSnapshots, DeleteSnapshot,
+                 ExposeRequest, RollbackRequest, PruneRequest, ListJobs, ThawRequest>;
+
+struct ControlRequest {
+  std::uint64_t request_id = 0;
+  std::uint16_t protocol_major = kControlProtocolMajor;
+  ControlRequestBody body;
+  bool operator==(const ControlRequest&) const = default;
+};
+
+struct ControlError {
+  std::uint16_t code = 0;  // a qb::Code value
+  std::string message;
+  bool operator==(const ControlError&) const = default;
+};
+
+struct GuestInfo {
+  std::string name;
+  std::string source;
+  std::string endpoint;
+  std::string link_state;
+  std::string agent_version;
+  std::string os_name;
+  bool frozen = false;
+  std::string frozen_job_id;
+  std::uint32_t lease_left_ms = 0;
+  std::vector<std::string> luns;
+  std::string busy_job_id;
+  std::string last_error;
+  bool operator==(const GuestInfo&) const = default;
+};
+
+struct PhaseTiming {
+  std::string phase;
+  std::uint64_t duration_us = 0;
+  bool operator==(const PhaseTiming&) const = default;
+};
+
+struct SnapshotInfo {
+  std::string snapshot_id;
+  std::string vm;
+  std::string job_id;
+  std::string backend;
+  std::string lun;
+  std::string array_name;
+  std::string consistency;
+  std::string created_at;
+  bool operator==(const SnapshotInfo&) const = default;
+};
+
+struct JobReport {
+  std::string job_id;
+  std::vector<std::string> vms;
+  std::string state;
+  std::string consistency;
+  std::string error;
+  std::uint16_t error_code = 0;
+  std::vector<PhaseTiming> phases;
+  std::uint64_t freeze_window_us = 0;
+  std::vector<SnapshotInfo> snapshots;
+  std::vector<std::string> not_covered;
+  std::vector<std::string> writers;
+  std::string started_at;
+  bool operator==(const JobReport&) const = default;
+};
+
+struct GuestList {
+  std::vector<GuestInfo> guests;
+  bool operator==(const GuestList&) const = default;
+};
+struct SnapshotList {
+  std::vector<SnapshotInfo> snapshots;
+  bool operator==(const SnapshotList&) const = default;
+};
+struct Done {
+  std::string what;
+  bool operator==(const Done&) const = default;
+};
+struct JobList {
+  std::vector<JobReport> jobs;
+  bool operator==(const JobList&) const = default;
+};
+
+// Alternatives in the order of ControlReply.body's union members.
+using ControlReplyBody =
+    std::variant<ControlError, GuestList, GuestInfo, JobReport, SnapshotList, Done, JobList>;
+
+struct ControlReply {
+  std::uint64_t request_id = 0;
+  ControlReplyBody body;
+  bool operator==(const ControlReply&) const = default;
+};
+
+}  // namespace qb::proto
