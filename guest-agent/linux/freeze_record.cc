@@ -1,0 +1,97 @@
+#include "guest-agent/linux/freeze_record.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace qb::agent {
+namespace {
+
+constexpr const char* kHeader = "quiesce-agent freeze record 1";
+
+std::string Escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string Unescape(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size()) {
+      out += text[i + 1] == 'n' ? '\n' : text[i + 1];
+      ++i;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+FreezeRecordFile::FreezeRecordFile(std::string run_dir) : run_dir_(std::move(run_dir)) {}
+
+Status FreezeRecordFile::Write(const FreezeRecord& record) const {
+  if (::mkdir(run_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Error(Code::kIoError, "run dir " + run_dir_ + ": " + std::strerror(errno));
+  }
+  std::string temp = path() + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    if (!out) return Error(Code::kIoError, "cannot write " + temp);
+    out << kHeader << "\n";
+    out << "job " << Escape(record.job_id) << "\n";
+    for (const auto& mount : record.mount_points) out << "mount " << Escape(mount) << "\n";
+    out.flush();
+    if (!out) return Error(Code::kIoError, "cannot write " + temp);
+  }
+  if (std::rename(temp.c_str(), path().c_str()) != 0) {
+    return Error(Code::kIoError, "rename " + temp + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<FreezeRecord>> FreezeRecordFile::Read() const {
+  std::ifstream in(path());
+  if (!in) {
+    if (errno == ENOENT) return std::optional<FreezeRecord>();
+    return Error(Code::kIoError, "cannot read " + path());
+  }
+  std::string line;
+  if (!std::getline(in, line) || line != kHeader) {
+    return Error(Code::kInvalidArgument, path() + ": not a freeze record");
+  }
+  FreezeRecord record;
+  while (std::getline(in, line)) {
+    if (line.rfind("job ", 0) == 0) {
+      record.job_id = Unescape(std::string_view(line).substr(4));
+    } else if (line.rfind("mount ", 0) == 0) {
+      record.mount_points.push_back(Unescape(std::string_view(line).substr(6)));
+    } else if (!line.empty()) {
+      return Error(Code::kInvalidArgument, path() + ": unexpected line '" + line + "'");
+    }
+  }
+  return std::optional<FreezeRecord>(std::move(record));
+}
+
+Status FreezeRecordFile::Remove() const {
+  if (std::remove(path().c_str()) != 0 && errno != ENOENT) {
+    return Error(Code::kIoError, "remove " + path() + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+}  // namespace qb::agent

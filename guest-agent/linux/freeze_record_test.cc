@@ -1,0 +1,37 @@
+#include "guest-agent/linux/freeze_record.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "guest-agent/linux/testing/loop_fs.h"
+
+namespace qb::agent {
+namespace {
+
+TEST(FreezeRecordTest, RoundTripsAndRemoves) {
+  testing::TempDir dir;
+  FreezeRecordFile file(dir.path() + "/run");
+  auto none = file.Read();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  FreezeRecord record{"job-7", {"/srv/a", "/srv/with\nnewline", "/srv/back\\slash"}};
+  ASSERT_TRUE(file.Write(record).ok());
+  auto read = file.Read();
+  ASSERT_TRUE(read.ok());
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ(**read, record);
+  ASSERT_TRUE(file.Remove().ok());
+  EXPECT_FALSE(file.Read()->has_value());
+  EXPECT_TRUE(file.Remove().ok());
+}
+
+TEST(FreezeRecordTest, GarbageIsAnError) {
+  testing::TempDir dir;
+  FreezeRecordFile file(dir.path());
+  std::ofstream(file.path()) << "something else\n";
+  EXPECT_EQ(file.Read().status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace qb::agent

@@ -1,0 +1,113 @@
+// The Linux agent service: hooks + FIFREEZE/FITHAW with a freeze lease, a thaw guard process
+// and a crash record, plus the sysfs inventory.
+//
+// One freeze job at a time. A job's life:
+//   Freeze received (lease starts) -> freeze hooks (name order) -> open mount points ->
+//   crash record -> thaw guard forked -> frozen mode (logs to memory) -> FIFREEZE (reverse
+//   mount order) -> Frozen
+//   ... Thaw received or lease expired ->
+//   FITHAW (mount order) -> guard dismissed -> logs flushed -> record removed ->
+//   thaw hooks (reverse name order) -> verdict.
+// Blocking steps run on a private worker thread; the io thread stays free, so Status, Ping and
+// Thaw are answered while a FIFREEZE blocks.
+//
+// The verdict ("held the whole window") is true only if the Frozen reply went out, the Thaw
+// arrived before the lease ran out, every FITHAW found its file system still frozen (nobody
+// thawed behind our back, no guard thaw), and every hook succeeded.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "common/time_limits.h"
+#include "guest-agent/agent_service.h"
+#include "guest-agent/async_mutex.h"
+#include "guest-agent/linux/freeze_record.h"
+#include "guest-agent/linux/hook_runner.h"
+#include "guest-agent/linux/inventory.h"
+
+namespace qb::agent {
+
+struct FsFreezeServiceOptions {
+  std::string mountinfo_path = "/proc/self/mountinfo";
+  std::string sysfs_root = "/sys";
+  std::string run_dir = "/run/quiesce-agent";
+  std::string hooks_dir = "/etc/quiesce-agent/hooks.d";
+  std::chrono::milliseconds hook_timeout = limits::kDefaultHookTimeout;
+  // Lease granted when a Freeze asks for none, and the most the agent grants. Both are clamped
+  // to limits::kMaxLease.
+  std::chrono::milliseconds default_lease = limits::kDefaultLease;
+  std::chrono::milliseconds lease_cap = limits::kDefaultLease;
+  std::string agent_version;
+  // The process logger; frozen mode diverts it to memory. Null: spdlog's default logger.
+  std::shared_ptr<spdlog::logger> logger;
+};
+
+class FsFreezeService final : public AgentService {
+ public:
+  // `io` is the process's io_context executor; every method must be called on it.
+  FsFreezeService(boost::asio::any_io_executor io, FsFreezeServiceOptions options);
+  // Joins the worker. A freeze still held is thawed (the guard is dismissed afterwards).
+  ~FsFreezeService() override;
+  FsFreezeService(const FsFreezeService&) = delete;
+  FsFreezeService& operator=(const FsFreezeService&) = delete;
+
+  // Thaws whatever a previous agent left frozen (its crash record) and remembers it for
+  // HelloReply.staleFreezeCleared. Call once before serving. Blocks briefly (FITHAW).
+  qb::Status RecoverStaleFreeze();
+
+  // Ends the current job, if any, as if its lease had run out now (shutdown, SIGTERM).
+  boost::asio::awaitable<void> Shutdown();
+
+  proto::HelloReply Hello() override;
+  proto::AgentStatus Status() override;
+  bool InFrozenMode() const override { return current_ != nullptr; }
+  boost::asio::awaitable<proto::AgentBody> Inventory() override;
+  boost::asio::awaitable<proto::AgentBody> Freeze(const proto::Freeze& request) override;
+  boost::asio::awaitable<proto::AgentBody> Thaw(const proto::Thaw& request) override;
+
+  // The lease the agent grants for a request of `requested_ms` (0 = default).
+  std::chrono::milliseconds GrantLease(std::uint32_t requested_ms) const;
+
+ private:
+  struct Job;
+  enum class EndCause { kThaw, kLeaseExpired, kShutdown };
+
+  proto::FreezeState State() const;
+  boost::asio::awaitable<void> WatchLease(std::shared_ptr<Job> job);
+  // Ends `job` (must hold op_lock_). Returns the verdict; also stored in finished_.
+  boost::asio::awaitable<proto::Thawed> EndJob(const std::shared_ptr<Job>& job, EndCause cause,
+                                               bool snapshot_ok);
+  // Undoes a freeze that failed before Frozen: thaw hooks, guard, record. Returns the error.
+  boost::asio::awaitable<proto::AgentBody> AbortFreeze(const std::shared_ptr<Job>& job,
+                                                       proto::ErrorCode code,
+                                                       const std::string& message);
+  void Remember(const proto::Thawed& verdict);
+  HookOptions hook_options() const;
+
+  boost::asio::any_io_executor io_;
+  FsFreezeServiceOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  FreezeRecordFile record_;
+  boost::asio::thread_pool worker_{1};
+  AsyncMutex op_lock_;
+  std::shared_ptr<Job> current_;
+  // A job past its last FITHAW whose thaw hooks and verdict are still being produced: a Thaw
+  // for it waits for the verdict instead of finding no job.
+  std::shared_ptr<Job> ending_;
+  std::map<std::string, proto::Thawed> finished_;
+  std::deque<std::string> finished_order_;
+  std::string last_job_id_;
+  proto::StaleFreeze stale_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace qb::agent
