@@ -1,0 +1,248 @@
+#include "host-daemon/arrays/exec/exec_backend.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "host-daemon/arrays/exec/script_runner.h"
+
+namespace qb::arrays::exec {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+class ExecBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "qb-exec-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // Writes an executable script: a shell "case" on the operation named in the request. Every
+  // request is appended to requests.log, one per line. `cases` are extra case arms.
+  std::string Script(const std::string& cases) {
+    const std::string path = dir_ + "/array.sh";
+    std::ofstream out(path);
+    out << "#!/bin/sh\n"
+        << "req=$(cat)\n"
+        << "echo \"$req\" >> '" << dir_ << "/requests.log'\n"
+        << "case \"$req\" in\n"
+        << "  *'\"op\":\"capabilities\"'*) echo "
+           "'{\"ok\":true,\"capabilities\":{\"atomic_group\":true,\"clone\":true,"
+           "\"rollback\":false}}'; exit 0;;\n"
+        << cases << "\n"
+        << "esac\n"
+        << "echo '{\"ok\":false,\"error\":{\"code\":\"unsupported\",\"message\":\"no such "
+           "op\"}}'\n";
+    out.close();
+    fs::permissions(path, fs::perms::owner_all);
+    return path;
+  }
+
+  std::unique_ptr<ArrayBackend> Make(const std::string& script,
+                                     std::chrono::milliseconds timeout = 20s) {
+    auto backend = MakeExecBackend({.name = "exec", .script = script, .timeout = timeout});
+    EXPECT_TRUE(backend.ok()) << backend.status().ToString();
+    return backend.ok() ? std::move(backend).value() : nullptr;
+  }
+
+  int CountRequests(const std::string& op) {
+    std::istringstream log(ReadFile(dir_ + "/requests.log"));
+    int n = 0;
+    for (std::string line; std::getline(log, line);) {
+      if (line.find("\"op\":\"" + op + "\"") != std::string::npos) ++n;
+    }
+    return n;
+  }
+
+  static std::chrono::steady_clock::time_point In(std::chrono::milliseconds d) {
+    return std::chrono::steady_clock::now() + d;
+  }
+
+  const std::vector<LunSpec> luns_ = {{"exec", "vol-a", "600a0b80"}, {"exec", "vol-b", ""}};
+  std::string dir_;
+};
+
+TEST_F(ExecBackendTest, CapabilitiesComeFromTheScript) {
+  auto backend = Make(Script(""));
+  ASSERT_NE(backend, nullptr);
+  EXPECT_TRUE(backend->capabilities().atomic_group);
+  EXPECT_TRUE(backend->capabilities().clone);
+  EXPECT_FALSE(backend->capabilities().rollback);
+  SnapshotRecord any{
+      .lun = "vol-a", .array_name = "x", .job_key = "j", .backend = "exec", .created = {}};
+  EXPECT_EQ(backend->Rollback(any).code(), Code::kUnsupported);
+  EXPECT_EQ(CountRequests("rollback"), 0);  // refused without running the script
+}
+
+TEST_F(ExecBackendTest, SnapshotSendsNamesAndReturnsRecordsInLunOrder) {
+  auto backend = Make(
+      Script(R"(  *'"op":"snapshot"'*) echo '{"ok":true,"snapshots":[)"
+             R"({"volume":"vol-b","array_name":"arr/qb-job1-vol-b","created_unix":1800000000},)"
+             R"({"volume":"vol-a","array_name":"arr/qb-job1-vol-a"}]}'; exit 0;;)"));
+  ASSERT_NE(backend, nullptr);
+  auto made = backend->Snapshot(luns_, "job1", In(20s));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  ASSERT_EQ(made->size(), 2u);
+  EXPECT_EQ((*made)[0].lun, "vol-a");
+  EXPECT_EQ((*made)[0].array_name, "arr/qb-job1-vol-a");
+  EXPECT_EQ((*made)[0].job_key, "job1");
+  EXPECT_EQ((*made)[1].created,
+            std::chrono::system_clock::time_point(std::chrono::seconds(1800000000)));
+  const std::string log = ReadFile(dir_ + "/requests.log");
+  EXPECT_NE(log.find(R"("job_key":"job1")"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("snapshot_name":"qb-job1-vol-a")"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("wwn":"600a0b80")"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("deadline_ms":)"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("version":1)"), std::string::npos) << log;
+}
+
+TEST_F(ExecBackendTest, ErrorAnswerMapsCodeAndSnapshotCleansUpLeftovers) {
+  auto backend = Make(Script(
+      R"(  *'"op":"snapshot"'*) echo 'half done' >&2; echo '{"ok":false,"error":{"code":"array-error","message":"controller B offline"}}'; exit 0;;
+  *'"op":"find"'*) echo '{"ok":true,"snapshots":[{"volume":"vol-a","array_name":"arr/qb-job1-vol-a"}]}'; exit 0;;
+  *'"op":"remove"'*) echo '{"ok":true}'; exit 0;;
+  *'"op":"resolve"'*) echo '{"ok":false,"error":{"code":"not-found","message":"no volume vol-x"}}'; exit 0;;)"));
+  ASSERT_NE(backend, nullptr);
+  auto made = backend->Snapshot(luns_, "job1", In(20s));
+  EXPECT_EQ(made.status().code(), Code::kArrayError);
+  EXPECT_NE(made.status().message().find("controller B offline"), std::string::npos);
+  EXPECT_NE(made.status().message().find("half done"), std::string::npos);
+  EXPECT_EQ(CountRequests("find"), 1);
+  EXPECT_EQ(CountRequests("remove"), 1);
+
+  const Status resolved = backend->Resolve({"exec", "vol-x", ""});
+  EXPECT_EQ(resolved.code(), Code::kNotFound);
+  EXPECT_NE(resolved.message().find("no volume vol-x"), std::string::npos);
+}
+
+TEST_F(ExecBackendTest, RemoveOfMissingSnapshotIsSuccess) {
+  auto backend = Make(Script(
+      R"(  *'"op":"remove"'*) echo '{"ok":false,"error":{"code":"not-found","message":"gone"}}'; exit 0;;)"));
+  ASSERT_NE(backend, nullptr);
+  SnapshotRecord gone{
+      .lun = "vol-a", .array_name = "arr/x", .job_key = "j", .backend = "exec", .created = {}};
+  EXPECT_TRUE(backend->Remove(gone).ok());
+}
+
+TEST_F(ExecBackendTest, GarbageOutputIsAProtocolError) {
+  auto backend = Make(Script(R"(  *'"op":"list"'*) echo 'Snapshot list:'; echo ' - foo'; exit 0;;
+  *'"op":"find"'*) echo '{"ok":true}'; exit 0;;
+  *'"op":"clone"'*) echo '{"ok":true,"volume":42}'; exit 0;;)"));
+  ASSERT_NE(backend, nullptr);
+  EXPECT_EQ(backend->List(luns_[0]).status().code(), Code::kProtocolError);
+  EXPECT_EQ(backend->FindByKey(luns_, "job1").status().code(), Code::kProtocolError);
+  SnapshotRecord s{
+      .lun = "vol-a", .array_name = "arr/x", .job_key = "j", .backend = "exec", .created = {}};
+  EXPECT_EQ(backend->Clone(s, "new").status().code(), Code::kProtocolError);
+}
+
+TEST_F(ExecBackendTest, OversizedAnswerIsRefused) {
+  // 2 MiB of output, more than kMaxAnswerBytes.
+  auto backend = Make(Script(
+      R"(  *'"op":"list"'*) head -c 2097152 /dev/zero | tr '\0' ' '; echo '{"ok":true,"snapshots":[]}'; exit 0;;)"));
+  ASSERT_NE(backend, nullptr);
+  const auto listed = backend->List(luns_[0]);
+  EXPECT_EQ(listed.status().code(), Code::kProtocolError);
+  EXPECT_NE(listed.status().message().find("larger than"), std::string::npos)
+      << listed.status().ToString();
+}
+
+TEST_F(ExecBackendTest, NonZeroExitIsAnArrayErrorWithStderr) {
+  auto backend = Make(
+      Script(R"(  *'"op":"resolve"'*) echo 'login to array failed: bad token' >&2; exit 3;;)"));
+  ASSERT_NE(backend, nullptr);
+  const Status resolved = backend->Resolve(luns_[0]);
+  EXPECT_EQ(resolved.code(), Code::kArrayError);
+  EXPECT_NE(resolved.message().find("exit status 3"), std::string::npos) << resolved.ToString();
+  EXPECT_NE(resolved.message().find("bad token"), std::string::npos) << resolved.ToString();
+}
+
+TEST_F(ExecBackendTest, HangPastTimeoutKillsTheWholeProcessGroup) {
+  // The script starts a grandchild that would outlive it, records its pid, and hangs.
+  auto backend = Make(Script("  *'\"op\":\"resolve\"'*) sleep 600 & echo $! > '" + dir_ +
+                             "/grandchild.pid'; wait; exit 0;;"),
+                      300ms);
+  ASSERT_NE(backend, nullptr);
+  const auto started = std::chrono::steady_clock::now();
+  const Status resolved = backend->Resolve(luns_[0]);
+  EXPECT_EQ(resolved.code(), Code::kTimeout) << resolved.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 60s);
+  const pid_t grandchild = std::stoi(ReadFile(dir_ + "/grandchild.pid"));
+  // Gone or a zombie about to be reaped by init: never still sleeping.
+  bool alive = true;
+  for (int i = 0; i < 200 && alive; ++i) {
+    const std::string stat = ReadFile("/proc/" + std::to_string(grandchild) + "/stat");
+    alive = !stat.empty() && stat.find(") Z") == std::string::npos;
+    if (alive) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_FALSE(alive) << "grandchild " << grandchild << " survived the timeout";
+}
+
+TEST_F(ExecBackendTest, SnapshotDeadlineBoundsTheScript) {
+  auto backend = Make(Script(R"(  *'"op":"snapshot"'*) sleep 600; exit 0;;
+  *'"op":"find"'*) echo '{"ok":true,"snapshots":[]}'; exit 0;;)"));
+  ASSERT_NE(backend, nullptr);
+  const auto started = std::chrono::steady_clock::now();
+  auto made = backend->Snapshot(luns_, "job1", In(300ms));
+  EXPECT_EQ(made.status().code(), Code::kTimeout) << made.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);  // not the 20 s script timeout
+  EXPECT_EQ(CountRequests("find"), 1);                         // looked for leftovers
+
+  EXPECT_EQ(
+      backend->Snapshot(luns_, "job2", std::chrono::steady_clock::now() - 1ms).status().code(),
+      Code::kTimeout);
+  EXPECT_EQ(CountRequests("snapshot"), 1);
+}
+
+TEST_F(ExecBackendTest, StartupRefusesBadScripts) {
+  EXPECT_EQ(
+      MakeExecBackend({.name = "exec", .script = "relative.sh", .timeout = 1s}).status().code(),
+      Code::kInvalidArgument);
+  const std::string plain = dir_ + "/plain.sh";
+  std::ofstream(plain) << "#!/bin/sh\n";
+  EXPECT_EQ(MakeExecBackend({.name = "exec", .script = plain, .timeout = 1s}).status().code(),
+            Code::kInvalidArgument);
+  const std::string silent = dir_ + "/silent.sh";
+  std::ofstream(silent) << "#!/bin/sh\nexit 0\n";
+  fs::permissions(silent, fs::perms::owner_all);
+  EXPECT_EQ(MakeExecBackend({.name = "exec", .script = silent, .timeout = 5s}).status().code(),
+            Code::kProtocolError);
+}
+
+TEST(ScriptRunnerTest, ScriptThatIgnoresStdinStillAnswers) {
+  std::string pattern = (fs::temp_directory_path() / "qb-run-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const std::string script = pattern + "/s.sh";
+  std::ofstream(script) << "#!/bin/sh\necho hello\necho oops >&2\n";
+  fs::permissions(script, fs::perms::owner_all);
+  const std::string big(1 << 20, 'x');  // more than a socket buffer, never read
+  auto run = RunScript(script, big, std::chrono::steady_clock::now() + 20s, 1024, 1024);
+  fs::remove_all(pattern);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  EXPECT_EQ(run->exit_code, 0);
+  EXPECT_EQ(run->stdout_text, "hello\n");
+  EXPECT_EQ(run->stderr_text, "oops\n");
+}
+
+}  // namespace
+}  // namespace qb::arrays::exec

@@ -1,0 +1,168 @@
+#include "host-daemon/arrays/exec/script_runner.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <vector>
+
+#include "common/unique_fd.h"
+
+namespace qb::arrays::exec {
+namespace {
+
+Status IoError(const std::string& what) {
+  return Error(Code::kIoError, what + ": " + std::strerror(errno));
+}
+
+int MillisUntil(std::chrono::steady_clock::time_point deadline) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return 0;
+  return left.count() > INT_MAX ? INT_MAX : static_cast<int>(left.count());
+}
+
+// Appends what is readable on `fd` to `out` up to `cap` bytes (the rest is drained and
+// dropped). Returns false at EOF or error.
+bool Drain(int fd, std::string& out, std::size_t cap, bool* truncated) {
+  char buffer[16384];
+  const ssize_t n = ::read(fd, buffer, sizeof buffer);
+  if (n < 0) return errno == EINTR || errno == EAGAIN;
+  if (n == 0) return false;
+  const std::size_t room = cap > out.size() ? cap - out.size() : 0;
+  const std::size_t keep = static_cast<std::size_t>(n) < room ? static_cast<std::size_t>(n) : room;
+  out.append(buffer, keep);
+  if (keep < static_cast<std::size_t>(n) && truncated != nullptr) *truncated = true;
+  return true;
+}
+
+}  // namespace
+
+Result<ScriptOutput> RunScript(const std::string& program, const std::string& input,
+                               std::chrono::steady_clock::time_point deadline,
+                               std::size_t max_stdout, std::size_t max_stderr) {
+  // stdin is a socket so writing to a script that does not read it gives EPIPE, not SIGPIPE.
+  int stdin_pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, stdin_pair) != 0) {
+    return IoError("socketpair");
+  }
+  UniqueFd stdin_parent(stdin_pair[0]), stdin_child(stdin_pair[1]);
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return IoError("pipe");
+  UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return IoError("pipe");
+  UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
+
+  // Everything the child touches is prepared before fork (only async-signal-safe calls after).
+  std::vector<char> path(program.begin(), program.end());
+  path.push_back('\0');
+  char* const argv[] = {path.data(), nullptr};
+
+  const pid_t pid = ::fork();
+  if (pid < 0) return IoError("fork " + program);
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    if (::dup2(stdin_child.get(), 0) < 0 || ::dup2(out_write.get(), 1) < 0 ||
+        ::dup2(err_write.get(), 2) < 0) {
+      ::_exit(127);
+    }
+    ::syscall(SYS_close_range, 3U, ~0U, 0U);
+    ::execv(path.data(), argv);
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);  // also in the parent: no window where a kill misses the group
+  stdin_child.Reset();
+  out_write.Reset();
+  err_write.Reset();
+
+  ScriptOutput output;
+  std::size_t written = 0;
+  bool out_open = true, err_open = true, timed_out = false;
+  if (input.empty()) stdin_parent.Reset();
+  while (out_open || err_open) {
+    pollfd fds[3];
+    nfds_t count = 0;
+    const int out_index = out_open ? static_cast<int>(count++) : -1;
+    if (out_open) fds[out_index] = {out_read.get(), POLLIN, 0};
+    const int err_index = err_open ? static_cast<int>(count++) : -1;
+    if (err_open) fds[err_index] = {err_read.get(), POLLIN, 0};
+    const int in_index = stdin_parent ? static_cast<int>(count++) : -1;
+    if (stdin_parent) fds[in_index] = {stdin_parent.get(), POLLOUT, 0};
+    const int wait_ms = MillisUntil(deadline);
+    if (wait_ms == 0) {
+      timed_out = true;
+      break;
+    }
+    const int ready = ::poll(fds, count, wait_ms);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      timed_out = true;  // treat as fatal: kill below
+      break;
+    }
+    if (in_index >= 0 && fds[in_index].revents != 0) {
+      const ssize_t n = ::send(stdin_parent.get(), input.data() + written, input.size() - written,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) written += static_cast<std::size_t>(n);
+      if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) {
+        stdin_parent.Reset();  // EOF for the script
+      }
+    }
+    if (out_index >= 0 && fds[out_index].revents != 0) {
+      out_open = Drain(out_read.get(), output.stdout_text, max_stdout, &output.stdout_truncated);
+    }
+    if (err_index >= 0 && fds[err_index].revents != 0) {
+      err_open = Drain(err_read.get(), output.stderr_text, max_stderr, nullptr);
+    }
+  }
+
+  int status = 0;
+  if (!timed_out) {
+    // Output closed; the process should exit promptly. Wait for it within the deadline:
+    // a pidfd becomes readable when the process exits.
+    UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    for (;;) {
+      const pid_t done = ::waitpid(pid, &status, WNOHANG);
+      if (done == pid) break;
+      if (done < 0 && errno != EINTR) break;
+      const int wait_ms = MillisUntil(deadline);
+      if (wait_ms == 0 || !exited) {
+        timed_out = wait_ms == 0;
+        if (!exited && wait_ms != 0) {
+          while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+          }
+        }
+        break;
+      }
+      pollfd fd{exited.get(), POLLIN, 0};
+      ::poll(&fd, 1, wait_ms);
+    }
+  }
+  // Whatever happened, nothing of the script's process group outlives the call.
+  ::kill(-pid, SIGKILL);
+  if (timed_out) {
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    std::string message = "script " + program + " did not finish before its deadline; killed";
+    if (!output.stderr_text.empty()) message += "; stderr: " + output.stderr_text;
+    return Error(Code::kTimeout, std::move(message));
+  }
+  if (WIFEXITED(status)) {
+    output.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    output.exit_code = -WTERMSIG(status);
+  }
+  return output;
+}
+
+}  // namespace qb::arrays::exec
