@@ -1,0 +1,140 @@
+// JobRunner: the snapshot job state machine of DESIGN.md, plus the catalog-backed admin
+// operations (delete, expose, rollback, prune, reconcile, emergency thaw).
+//
+//   plan -> journal (catalog BeginJob) -> prepare -> freeze (all guests in parallel) ->
+//   snapshot (one call per backend on the worker pool, deadline inside the lease) ->
+//   thaw (ALWAYS: error, exception, timeout, cancellation, shutdown) -> verify -> record.
+//
+// A snapshot is labelled application-consistent only through
+// Catalog::MarkJobApplicationConsistent, and only when every backend call returned success
+// before the first Thaw was sent and every agent reported heldWholeWindow (invariant 2). If the
+// array call outlives its deadline the guests are thawed at once (snapshotOk=false); when the
+// call lands later its snapshots are removed or recorded crash-consistent (LatePolicy), and the
+// job stays "running" in the catalog until then, so a daemon killed meanwhile reconciles it.
+//
+// Threading: every method must be called from the io thread of a single-threaded io_context
+// (the daemon runs one). Blocking calls (backends, catalog) run on `workers`.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "host-daemon/arrays/backend.h"
+#include "host-daemon/catalog/catalog.h"
+#include "host-daemon/jobs/guest_registry.h"
+#include "protocol/control_messages.h"
+
+namespace qb::jobs {
+
+namespace asio = boost::asio;
+
+// What happens to a snapshot that lands after its deadline (or is found after a crash).
+enum class LatePolicy { kRemove, kCrashConsistent };
+
+struct RetentionRule {
+  std::optional<std::uint32_t> keep_last;
+  std::optional<std::chrono::seconds> max_age;
+};
+
+struct JobRunnerOptions {
+  LatePolicy late_policy = LatePolicy::kRemove;
+  std::map<std::string, std::vector<std::string>> groups;  // group name -> VM names
+  std::map<std::string, RetentionRule> retention;  // VM or group name ("*" = default) -> rule
+  std::chrono::milliseconds request_timeout = limits::kRequestTimeout;  // inventory, thaw
+  // After a backend call gave up at its deadline (kTimeout), the snapshot may still land on
+  // the array: the job looks for it by key this long after the thaw and applies LatePolicy.
+  std::chrono::milliseconds late_sweep_delay = limits::kRequestTimeout;
+};
+
+class JobRunner {
+ public:
+  // All references must outlive the runner. `io` must be single-threaded; `workers` is the
+  // pool for blocking calls.
+  JobRunner(asio::any_io_executor io, asio::any_io_executor workers, arrays::BackendSet& backends,
+            catalog::Catalog& catalog, GuestRegistry& guests, JobRunnerOptions options);
+  ~JobRunner();
+
+  // Runs one job for request.vms (several = a group job) or request.group. Never throws; the
+  // report's error_code is a qb::Code (0 = application-consistent snapshot recorded).
+  // kBusy when a VM already has a job; kNotFound for an unknown VM or group; kCancelled while
+  // shutting down.
+  asio::awaitable<proto::JobReport> Snapshot(proto::SnapshotRequest request);
+
+  // Emergency thaw: asks the agent for its freeze state and thaws the job it reports.
+  // Returns what was done ("thawed job X" or "not frozen").
+  asio::awaitable<Result<std::string>> Thaw(std::string vm);
+
+  // Closes jobs a previous daemon left running: finds their snapshots by key and records them
+  // crash-consistent or removes them (LatePolicy); never application-consistent. Two passes,
+  // late_sweep_delay apart: an array call of the dead daemon may still be in flight and land
+  // between them. Jobs are closed (state reconciled) only in the second pass, so a daemon
+  // killed again meanwhile reconciles them anew. Completes after the second pass.
+  asio::awaitable<Status> Reconcile();
+
+  // Applies retention to `vm` ("" = every VM); returns the snapshots removed.
+  asio::awaitable<Result<std::vector<catalog::SnapshotRow>>> Prune(std::string vm);
+  // Removes a snapshot from the array, then from the catalog. kNotFound if unknown.
+  asio::awaitable<Status> DeleteSnapshot(std::string snapshot_id);
+  // Clones a snapshot to a new volume; returns its identifier.
+  asio::awaitable<Result<std::string>> Expose(std::string snapshot_id, std::string as_name);
+  // Reverts the VM's LUN to the snapshot. kPermissionDenied while the VM runs (its agent link
+  // is connected) or a job owns it.
+  asio::awaitable<Status> Rollback(std::string vm, std::string snapshot_id);
+
+  asio::awaitable<Result<std::vector<proto::JobReport>>> ListJobs(int limit);
+  asio::awaitable<Result<std::vector<proto::SnapshotInfo>>> ListSnapshots(std::string vm);
+
+  // The job that owns `vm` now, or "".
+  std::string BusyJob(const std::string& vm) const;
+  std::size_t running_jobs() const { return running_jobs_; }
+
+  // Refuses new jobs, cuts running jobs' waits short (they thaw with snapshotOk=false), and
+  // returns when no job is running any more.
+  asio::awaitable<void> Shutdown();
+
+  struct JobState;  // one job's working state (job_runner.cc)
+
+ private:
+  asio::awaitable<void> RunJob(const std::shared_ptr<JobState>& job);
+  asio::awaitable<void> Plan(const std::shared_ptr<JobState>& job);
+  asio::awaitable<void> FreezeAll(const std::shared_ptr<JobState>& job);
+  asio::awaitable<void> SnapshotAll(const std::shared_ptr<JobState>& job);
+  asio::awaitable<void> ThawAll(const std::shared_ptr<JobState>& job, bool snapshot_ok);
+  asio::awaitable<void> Record(const std::shared_ptr<JobState>& job);
+  asio::awaitable<void> ApplyRetention(std::vector<std::string> vms);
+  asio::awaitable<Status> FinishLate(const std::shared_ptr<JobState>& job);
+  std::optional<RetentionRule> RuleFor(const std::string& vm) const;
+  // A backend call that returned after its job stopped waiting (or a sweep's findings): applies
+  // LatePolicy and closes the job in the catalog when the last one is handled.
+  void HandleLateSnapshot(std::shared_ptr<JobState> job, std::string backend,
+                          Result<std::vector<arrays::SnapshotRecord>> result,
+                          bool from_sweep = false);
+  // Looks for `backend`'s snapshots of the job by key after late_sweep_delay.
+  void ScheduleSweep(std::shared_ptr<JobState> job, std::string backend);
+  std::string NewJobKey();
+
+  asio::any_io_executor io_;
+  asio::any_io_executor workers_;
+  arrays::BackendSet& backends_;
+  catalog::Catalog& catalog_;
+  GuestRegistry& guests_;
+  JobRunnerOptions options_;
+  std::map<std::string, std::string> busy_;  // vm -> job key
+  std::set<std::shared_ptr<JobState>> running_;
+  std::size_t running_jobs_ = 0;
+  bool stopping_ = false;
+  std::uint64_t job_counter_ = 0;
+  asio::steady_timer idle_;  // cancelled when the last job ends (Shutdown waits on it)
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // late worker results check it
+};
+
+}  // namespace qb::jobs

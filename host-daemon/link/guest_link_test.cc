@@ -1,0 +1,202 @@
+#include "host-daemon/link/guest_link.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/daemon/test_agent.h"
+#include "tests/daemon/test_env.h"
+
+namespace qb::link {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::AgentBehavior;
+using testing::TestAgent;
+
+class GuestLinkTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<TestAgent> MakeAgent(const std::string& name, AgentBehavior behavior) {
+    testing::TestAgentOptions o;
+    o.socket_path = dir_ / (name + ".sock");
+    o.behavior = behavior;
+    o.inventory = TestAgent::SimpleInventory("/data", "sda", "600a0b80");
+    o.slow_frozen_delay = 3s;
+    return std::make_unique<TestAgent>(o);
+  }
+  std::shared_ptr<GuestLink> MakeLink(const std::string& name) {
+    LinkOptions o;
+    o.guest_name = name;
+    o.endpoint = *ParseEndpoint("unix:" + (dir_ / (name + ".sock")));
+    o.hello_timeout = 500ms;
+    o.request_timeout = 2s;
+    o.heartbeat_interval = 50ms;
+    o.backoff_min = 10ms;
+    o.backoff_max = 100ms;
+    auto link = GuestLink::Create(io_.executor(), o);
+    links_.push_back(link);
+    link->Start();
+    return link;
+  }
+  void TearDown() override {
+    for (auto& l : links_) l->Stop();
+    io_.Stop();
+  }
+  Status WaitConnected(const std::shared_ptr<GuestLink>& link, std::chrono::milliseconds t = 5s) {
+    return io_.Run(link->WaitConnected(Clock::now() + t));
+  }
+  proto::Freeze FreezeRequest(const std::string& job) {
+    proto::Freeze f;
+    f.job_id = job;
+    f.volumes = {"/data"};
+    f.lease_ms = 5000;
+    return f;
+  }
+
+  testing::TempDir dir_;
+  testing::IoThread io_;
+  std::vector<std::shared_ptr<GuestLink>> links_;
+};
+
+TEST_F(GuestLinkTest, ConnectsSaysHelloAndFetchesInventory) {
+  auto agent = MakeAgent("vm1", AgentBehavior::kNormal);
+  auto link = MakeLink("vm1");
+  ASSERT_TRUE(WaitConnected(link).ok());
+  auto info = link->Info();
+  EXPECT_EQ(info.state, LinkState::kConnected);
+  ASSERT_TRUE(info.hello.has_value());
+  EXPECT_EQ(info.hello->agent_version, "test-agent (test double)");
+  ASSERT_TRUE(info.inventory.has_value());
+  EXPECT_EQ(info.inventory->volumes.size(), 2u);
+  EXPECT_EQ(agent->hellos(), 1);
+}
+
+TEST_F(GuestLinkTest, FreezeThenThawRoundTrip) {
+  auto agent = MakeAgent("vm1", AgentBehavior::kNormal);
+  auto link = MakeLink("vm1");
+  ASSERT_TRUE(WaitConnected(link).ok());
+  auto frozen = io_.Run(link->Freeze(FreezeRequest("job-a"), Clock::now() + 5s));
+  ASSERT_TRUE(frozen.ok()) << frozen.status().ToString();
+  EXPECT_EQ(frozen->frozen_volumes, std::vector<std::string>{"/data"});
+  EXPECT_TRUE(agent->frozen());
+  EXPECT_TRUE(link->Info().freeze_state->frozen);
+  auto thawed = io_.Run(link->Thaw(proto::Thaw{"job-a", true}, {"/data"}, Clock::now() + 5s));
+  ASSERT_TRUE(thawed.ok()) << thawed.status().ToString();
+  EXPECT_TRUE(thawed->held_whole_window);
+  EXPECT_FALSE(agent->frozen());
+  auto status = io_.Run(link->Status(Clock::now() + 5s));
+  ASSERT_TRUE(status.ok());
+  EXPECT_FALSE(status->state.frozen);
+}
+
+TEST_F(GuestLinkTest, ReconnectsAfterTheAgentDropsTheSession) {
+  auto agent = MakeAgent("vm1", AgentBehavior::kNormal);
+  auto link = MakeLink("vm1");
+  ASSERT_TRUE(WaitConnected(link).ok());
+  agent->DropSessions();
+  ASSERT_TRUE(testing::Eventually([&] { return link->Info().sessions >= 2; }));
+  EXPECT_TRUE(WaitConnected(link).ok());
+  EXPECT_GE(agent->hellos(), 2);
+}
+
+TEST_F(GuestLinkTest, ReconnectsWhenTheAgentStartsLate) {
+  auto link = MakeLink("vm1");
+  ASSERT_TRUE(testing::Eventually([&] { return link->Info().state == LinkState::kDown; }));
+  EXPECT_FALSE(link->Info().last_error.empty());
+  auto agent = MakeAgent("vm1", AgentBehavior::kNormal);
+  EXPECT_TRUE(WaitConnected(link).ok());
+}
+
+TEST_F(GuestLinkTest, RequestsFailFastWithoutASession) {
+  auto link = MakeLink("nobody");
+  auto frozen = io_.Run(link->Freeze(FreezeRequest("job-a"), Clock::now() + 5s));
+  EXPECT_EQ(frozen.status().code(), Code::kGuestUnreachable);
+}
+
+// Hostile guests at session open: none of them may reach "connected", crash the daemon, or
+// hold up a well-behaved guest served by the same io thread.
+TEST_F(GuestLinkTest, HostileGuestsNeverConnectAndDoNotDelayOthers) {
+  const std::vector<AgentBehavior> hostile = {
+      AgentBehavior::kGarbage, AgentBehavior::kOversizeFrames, AgentBehavior::kSilent,
+      AgentBehavior::kStaleNonce, AgentBehavior::kFlood};
+  std::vector<std::unique_ptr<TestAgent>> agents;
+  std::vector<std::shared_ptr<GuestLink>> hostile_links;
+  for (std::size_t i = 0; i < hostile.size(); ++i) {
+    auto name = "bad" + std::to_string(i);
+    agents.push_back(MakeAgent(name, hostile[i]));
+    hostile_links.push_back(MakeLink(name));
+  }
+  auto good_agent = MakeAgent("good", AgentBehavior::kNormal);
+  auto good = MakeLink("good");
+  ASSERT_TRUE(WaitConnected(good).ok());
+  for (int round = 0; round < 3; ++round) {
+    auto job = "job-" + std::to_string(round);
+    auto frozen = io_.Run(good->Freeze(FreezeRequest(job), Clock::now() + 5s));
+    ASSERT_TRUE(frozen.ok()) << frozen.status().ToString();
+    auto thawed = io_.Run(good->Thaw(proto::Thaw{job, true}, {"/data"}, Clock::now() + 5s));
+    ASSERT_TRUE(thawed.ok()) << thawed.status().ToString();
+  }
+  // Every hostile agent was talked to (at least once) and none ever counts as connected.
+  for (std::size_t i = 0; i < hostile.size(); ++i) {
+    EXPECT_TRUE(testing::Eventually([&] { return agents[i]->hellos() >= 2; }))
+        << "behaviour " << i << " was not retried";
+    auto info = hostile_links[i]->Info();
+    EXPECT_NE(info.state, LinkState::kConnected) << "behaviour " << i;
+    EXPECT_EQ(info.sessions, 0u) << "behaviour " << i;
+    EXPECT_FALSE(info.last_error.empty()) << "behaviour " << i;
+  }
+}
+
+TEST_F(GuestLinkTest, LyingFreezeRepliesAreRejected) {
+  auto agent = MakeAgent("vm1", AgentBehavior::kNormal);
+  auto link = MakeLink("vm1");
+  ASSERT_TRUE(WaitConnected(link).ok());
+
+  agent->SetBehavior(AgentBehavior::kWrongJobId);
+  auto wrong = io_.Run(link->Freeze(FreezeRequest("job-w"), Clock::now() + 5s));
+  EXPECT_EQ(wrong.status().code(), Code::kProtocolError) << wrong.status().ToString();
+  agent->SetBehavior(AgentBehavior::kNormal);
+  ASSERT_TRUE(io_.Run(link->Thaw(proto::Thaw{"job-w", false}, {}, Clock::now() + 5s)).ok());
+
+  agent->SetBehavior(AgentBehavior::kExtraVolume);
+  auto extra = io_.Run(link->Freeze(FreezeRequest("job-x"), Clock::now() + 5s));
+  EXPECT_EQ(extra.status().code(), Code::kProtocolError) << extra.status().ToString();
+  agent->SetBehavior(AgentBehavior::kNormal);
+  ASSERT_TRUE(io_.Run(link->Thaw(proto::Thaw{"job-x", false}, {}, Clock::now() + 5s)).ok());
+
+  agent->SetBehavior(AgentBehavior::kRefuseFreeze);
+  auto refused = io_.Run(link->Freeze(FreezeRequest("job-r"), Clock::now() + 5s));
+  EXPECT_EQ(refused.status().code(), Code::kIoError) << refused.status().ToString();
+  EXPECT_FALSE(agent->frozen());
+}
+
+TEST_F(GuestLinkTest, SilentFreezeTimesOutAtTheDeadlineWithoutDelayingAnotherGuest) {
+  auto slow_agent = MakeAgent("slow", AgentBehavior::kNormal);
+  auto fast_agent = MakeAgent("fast", AgentBehavior::kNormal);
+  auto slow = MakeLink("slow");
+  auto fast = MakeLink("fast");
+  ASSERT_TRUE(WaitConnected(slow).ok());
+  ASSERT_TRUE(WaitConnected(fast).ok());
+  slow_agent->SetBehavior(AgentBehavior::kSilentFreeze);
+
+  auto slow_freeze = io_.Spawn(slow->Freeze(FreezeRequest("job-s"), Clock::now() + 30s));
+  ASSERT_TRUE(slow_agent->WaitUntil([&] { return slow_agent->freezes() == 1; }, 10s));
+  auto fast_frozen = io_.Run(fast->Freeze(FreezeRequest("job-f"), Clock::now() + 5s));
+  ASSERT_TRUE(fast_frozen.ok());
+  ASSERT_TRUE(io_.Run(fast->Thaw(proto::Thaw{"job-f", true}, {"/data"}, Clock::now() + 5s)).ok());
+  // The fast guest finished while the slow one's request is still outstanding.
+  EXPECT_EQ(slow_freeze.wait_for(0s), std::future_status::timeout);
+  slow->Stop();
+  auto slow_result = slow_freeze.get();
+  EXPECT_FALSE(slow_result.ok());
+}
+
+TEST_F(GuestLinkTest, FreezeTimesOutWhenTheAgentNeverAnswers) {
+  auto agent = MakeAgent("vm1", AgentBehavior::kNormal);
+  auto link = MakeLink("vm1");
+  ASSERT_TRUE(WaitConnected(link).ok());
+  agent->SetBehavior(AgentBehavior::kSilentFreeze);
+  auto frozen = io_.Run(link->Freeze(FreezeRequest("job-t"), Clock::now() + 300ms));
+  EXPECT_EQ(frozen.status().code(), Code::kTimeout);
+}
+
+}  // namespace
+}  // namespace qb::link

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+# A TEST exec-backend script (host-daemon/arrays/exec/README.md contract): an "array" that is
+# a directory ($QB_FAKE_ARRAY_DIR); a snapshot is an empty file named snapshot_name. If the file
+# "$DIR/slow" exists, snapshot first writes "$DIR/snapshot-started", then sleeps that many
+# seconds (the daemon may kill it or be killed meanwhile) before creating the files.
+import json, os, sys, time
+
+d = os.environ["QB_FAKE_ARRAY_DIR"]
+req = json.load(sys.stdin)
+op = req["op"]
+
+def answer(obj):
+    sys.stdout.write(json.dumps(obj))
+    sys.exit(0)
+
+if op == "capabilities":
+    answer({"ok": True, "capabilities": {"atomic_group": True, "clone": False, "rollback": False}})
+if op in ("resolve", "prepare"):
+    answer({"ok": True})
+if op == "snapshot":
+    slow = os.path.join(d, "slow")
+    if os.path.exists(slow):
+        open(os.path.join(d, "snapshot-started"), "w").close()
+        # Detach from the daemon: the "array" finishes even if the daemon dies or kills us.
+        if os.fork() != 0:
+            time.sleep(float(open(slow).read().strip() or "5"))
+            answer({"ok": False, "error": {"code": "timeout", "message": "still in flight"}})
+        os.setsid()
+        time.sleep(float(open(slow).read().strip() or "5"))
+        for lun in req["luns"]:
+            open(os.path.join(d, lun["snapshot_name"]), "w").close()
+        os._exit(0)
+    snaps = []
+    for lun in req["luns"]:
+        open(os.path.join(d, lun["snapshot_name"]), "w").close()
+        snaps.append({"volume": lun["volume"], "array_name": lun["snapshot_name"]})
+    answer({"ok": True, "snapshots": snaps})
+if op == "find":
+    snaps = [{"volume": l["volume"], "array_name": l["snapshot_name"]}
+             for l in req["luns"] if os.path.exists(os.path.join(d, l["snapshot_name"]))]
+    answer({"ok": True, "snapshots": snaps})
+if op == "list":
+    answer({"ok": True, "snapshots": []})
+if op == "remove":
+    try:
+        os.remove(os.path.join(d, req["snapshot"]["array_name"]))
+    except FileNotFoundError:
+        pass
+    answer({"ok": True})
+answer({"ok": False, "error": {"code": "unsupported", "message": op}})
