@@ -6,11 +6,14 @@ Paths, alternated within every iteration (the order rotates each iteration):
   qga-direct  qemu-ga's JSON protocol on its own chardev: guest-fsfreeze-freeze, FICLONE copy of
               the LUN, guest-fsfreeze-thaw
   virsh       `virsh domfsfreeze`, FICLONE copy, `virsh domfsthaw` (libvirtd + its qemu-ga channel)
-  floor       the rig's line responder: FREEZE (busybox fsfreeze), FICLONE copy, THAW
+  floor       qb-floor in the guest (FIFREEZE, reply, wait, FITHAW in one process): FREEZE, FICLONE
+              copy, THAW: as fast as the channel allows; the excess of every path is over it
+  floor-sh    the same through the rig's shell responder (forks busybox fsfreeze per request)
 
-Per run: the guest's freeze window (first freeze_super entry to last thaw_super return, kprobes in
-the guest, read on the bench port), the host's request-to-thawed time, and the array call (the
-FICLONE here; for quiescectl the daemon's "snapshot" phase). Every run starts at least --gap
+Per run: the guest's freeze window (first freeze_super entry to last successful thaw_super
+return, kprobes in the guest, read on the bench port), the host's request-to-thawed time, and the
+array call (here FICLONE + fsync of the copy and its directory, the same work as quiesced's
+reflink backend; for quiescectl the daemon's "snapshot" phase). Every run starts at least --gap
 seconds after the previous thaw.
 """
 import argparse
@@ -25,7 +28,7 @@ import sys
 import time
 
 FICLONE = 0x40049409
-PATHS = ["quiescectl", "qga-direct", "virsh", "floor"]
+PATHS = ["quiescectl", "qga-direct", "virsh", "floor", "floor-sh"]
 
 
 def now():
@@ -80,28 +83,35 @@ class Qga(LineChannel):
 
 
 def ficlone(src, dst):
-    """The 'array call' of the non-daemon paths: a reflink copy of the LUN; returns ns."""
+    """The 'array call' of the non-daemon paths, the same work as quiesced's reflink backend: a
+    FICLONE copy of the LUN, fsync of the copy and of its directory (a durable snapshot)."""
     t0 = now()
     sfd = os.open(src, os.O_RDONLY)
     try:
-        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             fcntl.ioctl(dfd, FICLONE, sfd)
+            os.fsync(dfd)
         finally:
             os.close(dfd)
     finally:
         os.close(sfd)
+    dirfd = os.open(os.path.dirname(dst), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
     return now() - t0
 
 
-def run_floor(a, ch, i):
-    dst = os.path.join(a.snaps, f"floor-{i}.raw")
+def run_floor(a, ch, i, chan="floor", name="floor"):
+    dst = os.path.join(a.snaps, f"{name}-{i}.raw")
     t0 = now()
-    r = ch["resp"].ask("FREEZE")
+    r = ch[chan].ask("FREEZE")
     if not r.startswith("FROZEN"):
         raise RuntimeError(f"responder FREEZE: {r}")
     arr = ficlone(a.lun, dst)
-    r = ch["resp"].ask("THAW")
+    r = ch[chan].ask("THAW")
     t1 = now()
     if r != "THAWED":
         raise RuntimeError(f"responder THAW: {r}")
@@ -159,7 +169,8 @@ def run_quiescectl(a, ch, i):
 
 
 RUNNERS = {"quiescectl": run_quiescectl, "qga-direct": run_qga, "virsh": run_virsh,
-           "floor": run_floor}
+           "floor": run_floor,
+           "floor-sh": lambda a, ch, i: run_floor(a, ch, i, "resp", "floor-sh")}
 
 
 def guest_window(ch):
@@ -192,6 +203,7 @@ def main():
     ap.add_argument("--lun", required=True)
     ap.add_argument("--snaps", required=True, help="dir on the LUN's file system for copies")
     ap.add_argument("--responder", required=True)
+    ap.add_argument("--floor", required=True, help="qb-floor port socket")
     ap.add_argument("--bench", required=True, help="bench port socket (guest window clock)")
     ap.add_argument("--qga", required=True, help="qemu-ga direct chardev socket")
     ap.add_argument("--accel", default="tcg")
@@ -204,9 +216,11 @@ def main():
     if a.iterations < 1:
         ap.error("--iterations must be >= 1")
 
-    ch = {"resp": LineChannel(a.responder), "bench": LineChannel(a.bench)}
-    if ch["bench"].ask("PING") != "PONG":
-        sys.exit("bench port does not answer")
+    ch = {"resp": LineChannel(a.responder), "bench": LineChannel(a.bench),
+          "floor": LineChannel(a.floor)}
+    for c in ("bench", "floor"):
+        if ch[c].ask("PING") != "PONG":
+            sys.exit(f"the guest's {c} port does not answer")
     if "qga-direct" in paths:
         ch["qga"] = Qga(a.qga)
     ch["bench"].ask("WINDOW")  # clears the trace
@@ -252,7 +266,7 @@ def main():
     print("window = guest freeze_super entry -> thaw_super return (kprobes in the guest); "
           "excess = window - floor's median\nwindow; to-thawed = host request -> thawed (quiescectl: "
           "process wall time minus the job's verify+record\nphases after the thaw); process = "
-          "whole quiescectl process incl. catalog record; array = FICLONE of the\nLUN "
+          "whole quiescectl process incl. catalog record; array = FICLONE of the\nLUN + fsync of copy and dir "
           "(quiescectl: the daemon's snapshot phase).  All ms, median / p99.")
     hdr = (f"{'path':<12}{'window':>18}{'excess':>18}{'to-thawed':>18}{'process':>18}"
            f"{'array':>16}{'win/floor':>11}")

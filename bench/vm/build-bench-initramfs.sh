@@ -1,7 +1,8 @@
 #!/bin/bash
 # build-bench-initramfs.sh AGENT RECORDWRITER OUT: the rig's initramfs (tests/vm/build-initramfs.sh,
 # with Debian's qemu-ga) plus a second cpio archive appended to it (the kernel unpacks both; a
-# later file replaces an earlier one) that puts qb-bench-guest in front of the rig's responder.
+# later file replaces an earlier one) that puts qb-bench-guest in front of the rig's responder and
+# adds qb-floor (compiled here, static, from qb_floor.cc).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 RIG=$HERE/../../tests/vm
@@ -14,5 +15,7 @@ trap 'rm -rf "$ST"' EXIT
 mkdir -p "$ST/bin"
 install -m 0755 "$RIG/qb-responder" "$ST/bin/qb-responder.orig"
 install -m 0755 "$HERE/qb-bench-guest" "$ST/bin/qb-responder"
+${CXX:-g++} -std=c++20 -O2 -Wall -Wextra -Werror -static -o "$ST/bin/qb-floor" "$HERE/qb_floor.cc"
+strip "$ST/bin/qb-floor"
 (cd "$ST" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) | gzip -6 >> "$OUT"
 echo "build-bench-initramfs: $OUT with the bench overlay" >&2

@@ -12,7 +12,8 @@
 # qb-bench), QB_LV_USER (default nobody), QB_VM_CACHE (tests/vm/fetch-kernel.sh's cache),
 # QB_LVM_BOOT_TIMEOUT (s, default 180). The LUN: 512 MiB sparse XFS, wwn 5000c500a0b1c2d3,
 # serial QBLUN0001. Files in $QB_LVM_RUN: hostfs/ (lun0.raw, snaps/), sock/ (agent.sock,
-# responder.sock, bench.sock, qga-direct.sock, serial.log), lv/ (libvirtd), domain.xml.
+# responder.sock, floor.sock, bench.sock, qga-direct.sock, qga.sock, serial.log), lv/
+# (libvirtd), domain.xml.
 # Accelerator: always TCG (<domain type='qemu'>).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -106,6 +107,7 @@ case "${1:-}" in
     stop) stop ;;
     env) echo "QB_LVM_RUN=$RUN LUN=$LUN SNAPS=$HOSTFS/snaps AGENT_SOCK=$SOCKS/agent.sock" \
               "RESPONDER_SOCK=$SOCKS/responder.sock BENCH_SOCK=$SOCKS/bench.sock" \
+              "FLOOR_SOCK=$SOCKS/floor.sock" \
               "QGA_SOCK=$SOCKS/qga-direct.sock SERIAL_LOG=$SOCKS/serial.log DOMAIN=$NAME" \
               "LV_URI='$("$LVS" uri)' WWN=$WWN SERIAL=$SERIAL" ;;
     *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;

@@ -12,15 +12,15 @@
 #               which runs as that user, can write its sockets and logs there)
 #   QB_LV_USER  unprivileged user to run libvirtd and QEMU as (default: nobody)
 #
-# The daemon's XDG directories (config, runtime, cache) live in $QB_LV_DIR/xdg; qemu.conf sets
-# stdio_handler = "file" (no virtlogd). Only the libvirtd this script started is stopped, by PID.
+# The daemon's XDG directories (config c, runtime r, cache k, data d) live in $QB_LV_DIR/x;
+# qemu.conf sets stdio_handler = "file" (no virtlogd). Only the libvirtd this script started is stopped, by PID.
 # Needs root (to switch to the user), libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients.
 set -euo pipefail
 : "${QB_LV_DIR:?set QB_LV_DIR to the instance directory}"
 LV_USER=${QB_LV_USER:-nobody}
 DIR=$QB_LV_DIR
-X=$DIR/xdg
-SOCK=$X/runtime/libvirt/libvirt-sock
+X=$DIR/x  # short: libvirt puts unix sockets below it (108-byte limit)
+SOCK=$X/r/libvirt/libvirt-sock
 URI="qemu:///session?socket=$SOCK"
 
 die() { echo "libvirtd-session: $*" >&2; exit 1; }
@@ -28,8 +28,8 @@ die() { echo "libvirtd-session: $*" >&2; exit 1; }
 as_user() { # as_user CMD...: CMD as $LV_USER with the instance's XDG environment
     setpriv --reuid="$LV_USER" --regid="$(id -g "$LV_USER")" --clear-groups \
         env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$X/home" USER="$LV_USER" \
-        XDG_CONFIG_HOME="$X/config" XDG_RUNTIME_DIR="$X/runtime" XDG_CACHE_HOME="$X/cache" \
-        XDG_DATA_HOME="$X/data" LIBVIRT_DEFAULT_URI="$URI" "$@"
+        XDG_CONFIG_HOME="$X/c" XDG_RUNTIME_DIR="$X/r" XDG_CACHE_HOME="$X/k" \
+        XDG_DATA_HOME="$X/d" LIBVIRT_DEFAULT_URI="$URI" "$@"
 }
 
 alive() { [ -f "$DIR/libvirtd.pid" ] && kill -0 "$(cat "$DIR/libvirtd.pid")" 2>/dev/null; }
@@ -40,13 +40,13 @@ start() {
     command -v virsh >/dev/null || die "no virsh (apt-get install libvirt-clients)"
     id "$LV_USER" >/dev/null 2>&1 || die "no user $LV_USER"
     alive && die "already running (pid $(cat "$DIR/libvirtd.pid"))"
-    mkdir -p "$X"/{config/libvirt,runtime,cache,data,home}
-    chmod 0700 "$X/runtime"
-    cat > "$X/config/libvirt/qemu.conf" <<'EOF'
+    mkdir -p "$X"/{c/libvirt,r,k,d,home}
+    chmod 0700 "$X/r"
+    cat > "$X/c/libvirt/qemu.conf" <<'EOF'
 # written by libvirtd-session.sh
 stdio_handler = "file"
 EOF
-    cat > "$X/config/libvirt/libvirtd.conf" <<'EOF'
+    cat > "$X/c/libvirt/libvirtd.conf" <<'EOF'
 # written by libvirtd-session.sh
 log_outputs = "3:stderr"
 EOF
@@ -78,7 +78,7 @@ stop() {
     fi
     # QEMU processes outlive libvirtd: end any left (started by this instance: their pid files)
     local f qpid
-    for f in "$X"/runtime/libvirt/qemu/run/*.pid; do
+    for f in "$X"/r/libvirt/qemu/run/*.pid; do
         [ -f "$f" ] || continue
         qpid=$(cat "$f"); [ -n "$qpid" ] || continue
         kill "$qpid" 2>/dev/null && sleep 0.5 && kill -9 "$qpid" 2>/dev/null || true
