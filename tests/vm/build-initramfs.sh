@@ -15,6 +15,7 @@
 #   QB_VM_AGENT_ARGS    agent command line in the guest (default "--foreground")
 #   QB_VM_AGENT_CONFIG  file installed as /etc/quiesce-agent/agent.toml
 #   QB_VM_HOOKS         directory whose executables go to /etc/quiesce-agent/hooks.d
+#   QB_VM_SQLITE        static qb-sqlite (the SQLite workload) installed as /bin/qb-sqlite
 #   QB_VM_QGA=1         add Debian's qemu-ga and the libraries ldd lists (for the benchmark)
 #   QB_VM_CACHE         cache dir of fetch-kernel.sh (default /var/tmp/quiesce-bridge-vm)
 set -euo pipefail
@@ -117,6 +118,12 @@ if [ -n "${QB_VM_HOOKS:-}" ]; then
     for h in "$QB_VM_HOOKS"/*; do
         [ -f "$h" ] && install -m 0755 "$h" "$ST/etc/quiesce-agent/hooks.d/"
     done
+fi
+
+if [ -n "${QB_VM_SQLITE:-}" ]; then
+    is_static "$QB_VM_SQLITE" || { echo "build-initramfs: $QB_VM_SQLITE is not static" >&2; exit 1; }
+    install -m 0755 "$QB_VM_SQLITE" "$ST/bin/qb-sqlite"
+    strip --strip-debug "$ST/bin/qb-sqlite"
 fi
 
 if [ "${QB_VM_QGA:-0}" = 1 ]; then
