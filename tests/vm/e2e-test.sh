@@ -183,6 +183,12 @@ faults_suite() {
         fail "[test 4] agent not restarted"
     wait "$bg" || true
     job=$(grep -o '"job_id":"[^"]*"' "$E2E/t4.json" | head -1 | cut -d'"' -f4); fault_jobs+=("$job")
+    # The dead agent's thaw guard thaws at once; the restarted agent finds the crash record of
+    # the job and thaws what it lists (already thawed by then: it says so).
+    local stale
+    stale=$(tr -d '\r' < "$QB_VM_RUN/serial.log" | grep -a "quiesce-agent\[$pid2\].*stale freeze of job $job" | head -1)
+    [ -n "$stale" ] && ok "[test 4] restarted agent handled the crash record: ${stale#*] }" ||
+        fail "[test 4] restarted agent (pid $pid2) did not report the stale freeze of $job"
     echo "    quiescectl: $(tr '\n' ' ' < "$E2E/t4.json")"
     grep -q '"consistency":"application-consistent"' "$E2E/t4.json" &&
         fail "[test 4] job labelled application-consistent although the agent died"
