@@ -1,9 +1,6 @@
-// Builds the backends of quiesced.toml's [backends] that live in this tree's arrays/ folder
-// (reflink, exec) into a BackendSet. Called by main(); no global registry.
+// Builds the array backends quiesced.toml's [backends] names (reflink, exec, rbd, purity) into a
+// BackendSet. Called by main(); no global registry.
 #pragma once
-
-#include <string>
-#include <vector>
 
 #include "common/status.h"
 #include "host-daemon/arrays/backend.h"
@@ -11,12 +8,16 @@
 
 namespace qb::arrays {
 
-// Adds one backend per [backends.NAME] entry of type "reflink" or "exec" to `set`.
-// Entries of other types (rbd, purity) are skipped and their names appended to `skipped`
-// (may be null) so main() can build them with their own factories.
-// Errors: an exec script that fails its capabilities probe (the exec factory's Status, with
-// the backend name), or kConflict for a name already in `set`. BLOCKING (runs exec scripts).
-Status AddConfiguredBackends(const config::Config& config, BackendSet& set,
-                             std::vector<std::string>* skipped);
+// Adds one backend per [backends.NAME] entry to `set`. Does not contact any array (the rbd
+// backend connects on first use, the purity backend logs in on first use).
+// Errors, each "SOURCE:LINE: backends.NAME...: problem" (LINE: the key the problem concerns,
+// else the table's), so they read like the config parser's own:
+//   - an exec script that fails its capabilities probe;
+//   - an rbd table RbdConfigFromSettings rejects, or kUnsupported when this daemon was built
+//     without librbd;
+//   - a purity API token that cannot be loaded (missing, group/world-readable, empty);
+//   - kConflict for a name already in `set`.
+// BLOCKING (runs exec scripts, reads token files): call before the io_context runs.
+Status AddConfiguredBackends(const config::Config& config, BackendSet& set);
 
 }  // namespace qb::arrays

@@ -195,6 +195,141 @@ void ReadPolicy(Reader& r, const toml::table& root, Config& config) {
   }
 }
 
+// The value kinds an rbd / purity key may hold; each is checked here, with its line, and
+// handed to the backend's factory as a string (BackendSettings::extra).
+enum class ExtraKind { kString, kAbsolutePath, kBoolean, kPort, kTimeoutMs };
+
+struct ExtraKey {
+  std::string_view name;
+  ExtraKind kind;
+};
+
+// Reads every key of a [backends.NAME] table of type rbd / purity into b.extra: unknown keys,
+// wrong types and bad values fail with the key's line.
+void ReadExtraKeys(Reader& r, const toml::table& table, const std::string& path,
+                   std::initializer_list<ExtraKey> keys, BackendSettings& b) {
+  for (const auto& [key, node] : table) {
+    if (!r.ok()) return;
+    const std::string name(key.str());
+    const std::string dotted = path + "." + name;
+    if (name == "type") continue;
+    const ExtraKey* spec = nullptr;
+    for (const ExtraKey& k : keys) {
+      if (k.name == name) spec = &k;
+    }
+    if (spec == nullptr) {
+      std::string expected = "type";
+      for (const ExtraKey& k : keys) expected += ", " + std::string(k.name);
+      r.Fail(key.source(), dotted,
+             "unknown key for type \"" + b.type + "\" (expected one of: " + expected + ")");
+      return;
+    }
+    b.key_lines[name] = static_cast<int>(node.source().begin.line);
+    switch (spec->kind) {
+      case ExtraKind::kString:
+      case ExtraKind::kAbsolutePath: {
+        const auto* value = node.as_string();
+        if (value == nullptr) {
+          r.Fail(node.source(), dotted, "must be a string");
+        } else if (value->get().empty()) {
+          r.Fail(node.source(), dotted, "is empty");
+        } else if (spec->kind == ExtraKind::kAbsolutePath && !IsAbsolutePath(value->get())) {
+          r.Fail(node.source(), dotted, "must be an absolute path");
+        } else {
+          b.extra[name] = value->get();
+        }
+        break;
+      }
+      case ExtraKind::kBoolean:
+        if (const auto* value = node.as_boolean()) {
+          b.extra[name] = value->get() ? "true" : "false";
+        } else {
+          r.Fail(node.source(), dotted, "must be true or false");
+        }
+        break;
+      case ExtraKind::kPort:
+      case ExtraKind::kTimeoutMs: {
+        const bool port = spec->kind == ExtraKind::kPort;
+        const int64_t min = port ? 1 : 1000;
+        const int64_t max = port ? 65535 : static_cast<int64_t>(limits::kMaxLease.count());
+        int64_t value = 0;
+        r.Integer(table, path, name, min, max, value);
+        if (r.ok()) b.extra[name] = std::to_string(value);
+        break;
+      }
+    }
+  }
+}
+
+// [backends.NAME] type = "rbd": keys of arrays/rbd/rbd_config.h (RbdConfigFromSettings).
+void ReadRbdBackend(Reader& r, const toml::table& table, const std::string& path,
+                    BackendSettings& b) {
+  if (table.get("pool") != nullptr) {
+    r.Fail(table.get("pool")->source(), path + ".pool",
+           "not a backend key: the pool is part of every LUN's volume (\"pool/image\")");
+    return;
+  }
+  ReadExtraKeys(r, table, path,
+                {{"conf", ExtraKind::kAbsolutePath},
+                 {"cluster", ExtraKind::kString},
+                 {"client_id", ExtraKind::kString},
+                 {"keyring", ExtraKind::kAbsolutePath},
+                 {"op_timeout_ms", ExtraKind::kTimeoutMs},
+                 {"connect_timeout_ms", ExtraKind::kTimeoutMs}},
+                b);
+  if (r.ok()) {
+    if (auto it = b.extra.find("client_id");
+        it != b.extra.end() && it->second.rfind("client.", 0) == 0) {
+      r.Fail(table.get("client_id")->source(), path + ".client_id",
+             "must be the cephx user without the \"client.\" prefix");
+    }
+  }
+}
+
+// [backends.NAME] type = "purity": keys of arrays/purity/purity_factory.h. The API token
+// itself never appears in the config, only where to read it from.
+void ReadPurityBackend(Reader& r, const toml::table& table, const std::string& path,
+                       BackendSettings& b) {
+  ReadExtraKeys(r, table, path,
+                {{"host", ExtraKind::kString},
+                 {"port", ExtraKind::kPort},
+                 {"ca_file", ExtraKind::kAbsolutePath},
+                 {"insecure", ExtraKind::kBoolean},
+                 {"api_version", ExtraKind::kString},
+                 {"api_token_file", ExtraKind::kAbsolutePath},
+                 {"api_token_credential", ExtraKind::kString},
+                 {"eradicate_on_remove", ExtraKind::kBoolean},
+                 {"dry_run", ExtraKind::kBoolean}},
+                b);
+  r.Required(table, path, "host");
+  if (!r.ok()) return;
+  const bool file = b.extra.count("api_token_file") != 0;
+  const bool credential = b.extra.count("api_token_credential") != 0;
+  if (file == credential) {
+    r.Fail(file ? table.get("api_token_credential")->source() : table.source(),
+           path + ".api_token_file",
+           file ? "set only one of api_token_file and api_token_credential"
+                : "is required (or api_token_credential): the API token is read from a "
+                  "root-only file or a systemd credential");
+    return;
+  }
+  if (auto it = b.extra.find("api_token_credential");
+      it != b.extra.end() && it->second.find('/') != std::string::npos) {
+    r.Fail(table.get("api_token_credential")->source(), path + ".api_token_credential",
+           "must be a credential name (no '/')");
+  }
+  if (auto it = b.extra.find("api_version"); it != b.extra.end()) {
+    const std::string& v = it->second;
+    const bool digits = v.size() > 2 && std::all_of(v.begin() + 2, v.end(), [](char c) {
+                          return std::isdigit(static_cast<unsigned char>(c)) != 0;
+                        });
+    if (v.rfind("2.", 0) != 0 || !digits) {
+      r.Fail(table.get("api_version")->source(), path + ".api_version",
+             "must be a REST 2.x version such as \"2.21\"");
+    }
+  }
+}
+
 void ReadBackends(Reader& r, const toml::table& root, Config& config) {
   const toml::table* backends = r.Table(root, "", "backends");
   if (backends == nullptr) return;
@@ -208,6 +343,7 @@ void ReadBackends(Reader& r, const toml::table& root, Config& config) {
     }
     BackendSettings b;
     b.name = std::string(key.str());
+    b.line = static_cast<int>(table->source().begin.line);
     b.type = b.name;
     r.String(*table, path, "type", b.type);
     if (b.type == "reflink") {
@@ -227,21 +363,10 @@ void ReadBackends(Reader& r, const toml::table& root, Config& config) {
       int64_t timeout = b.timeout.count();
       r.Integer(*table, path, "timeout_ms", 1, 3'600'000, timeout);
       b.timeout = std::chrono::milliseconds(timeout);
-    } else if (b.type == "rbd" || b.type == "purity") {
-      // Interpreted by their own backends; here only shape-checked (scalar values).
-      for (const auto& [k, v] : *table) {
-        if (k.str() == "type") continue;
-        if (const auto* s = v.as_string()) {
-          b.extra[std::string(k.str())] = s->get();
-        } else if (const auto* i = v.as_integer()) {
-          b.extra[std::string(k.str())] = std::to_string(i->get());
-        } else if (const auto* flag = v.as_boolean()) {
-          b.extra[std::string(k.str())] = flag->get() ? "true" : "false";
-        } else {
-          r.Fail(v.source(), path + "." + std::string(k.str()),
-                 "must be a string, integer or boolean");
-        }
-      }
+    } else if (b.type == "rbd") {
+      ReadRbdBackend(r, *table, path, b);
+    } else if (b.type == "purity") {
+      ReadPurityBackend(r, *table, path, b);
     } else {
       const toml::node* where = table->get("type");
       r.Fail(where != nullptr ? where->source() : key.source(), path + ".type",
@@ -260,7 +385,7 @@ void ReadLuns(Reader& r, const toml::array& luns, const std::string& path, const
       r.Fail(luns.get(i)->source(), item, "must be a table { backend = ..., volume = ... }");
       return;
     }
-    r.OnlyKeys(*lun, item, {"backend", "volume", "wwn"});
+    r.OnlyKeys(*lun, item, {"backend", "volume", "wwn", "disk"});
     r.Required(*lun, item, "backend");
     r.Required(*lun, item, "volume");
     LunSettings settings;
@@ -276,6 +401,26 @@ void ReadLuns(Reader& r, const toml::array& luns, const std::string& path, const
       return;
     }
     settings.wwn = *normalised;
+    r.String(*lun, item, "disk", settings.disk);
+    if (!r.ok()) return;
+    if (const toml::node* disk = lun->get("disk")) {
+      const bool bad_char = std::any_of(settings.disk.begin(), settings.disk.end(), [](char c) {
+        return c == '/' || std::isspace(static_cast<unsigned char>(c)) != 0;
+      });
+      if (settings.disk.empty() || bad_char) {
+        r.Fail(disk->source(), item + ".disk",
+               "must be the guest's block device name as its inventory reports it (\"vdb\", "
+               "\"loop3\"), without /dev/");
+        return;
+      }
+      for (const LunSettings& other : out) {
+        if (other.disk == settings.disk) {
+          r.Fail(disk->source(), item + ".disk",
+                 "disk '" + settings.disk + "' is mapped to two LUNs of this guest");
+          return;
+        }
+      }
+    }
     if (config.FindBackend(settings.backend) == nullptr) {
       r.Fail(lun->get("backend")->source(), item + ".backend",
              "no backend named '" + settings.backend + "' in [backends]");
@@ -567,6 +712,7 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view source_n
   }
   Reader r(source_name);
   Config config;
+  config.source_name = std::string(source_name);
   r.OnlyKeys(root, "",
              {"daemon", "policy", "backends", "guests", "groups", "retention", "libvirt"});
   ReadDaemon(r, root, config);

@@ -50,20 +50,28 @@ struct DaemonSettings {
 // the name is itself a type ("reflink", "exec").
 struct BackendSettings {
   std::string name{};
-  std::string type{};          // "reflink" | "exec" (more types are accepted by name only if
-                               // main() registers them: "rbd", "purity")
+  std::string type{};          // "reflink" | "exec" | "rbd" | "purity"
   std::string snapshot_dir{};  // reflink: absolute, or empty for "<LUN dir>/.qb-snapshots"
   std::string script{};        // exec: absolute path
   std::chrono::milliseconds timeout = qb::limits::kRequestTimeout;  // exec: per-run timeout
-  // Keys this parser does not interpret for other types (e.g. rbd pool, purity endpoint), as
-  // strings, so their backend can read them. Only for types other than reflink/exec.
+  // rbd and purity: their table's keys as strings (booleans "true"/"false", integers in
+  // decimal), handed to their factories (RbdConfigFromSettings, CreatePurityBackend). The
+  // parser has already checked the key names, the required keys and the value shapes.
   std::map<std::string, std::string> extra{};
+  // Source lines, so an error a backend factory reports later still points into the file:
+  // `line` is the [backends.NAME] table's, `key_lines` each key's (0 when unknown).
+  int line = 0;
+  std::map<std::string, int> key_lines{};
 };
 
 struct LunSettings {
   std::string backend{};  // a backend name from [backends]
   std::string volume{};
   std::string wwn{};  // normalised to lower-case hex, no separators; may be empty
+  // The guest's name for this disk as its agent's inventory reports it ("vdb", "sdc",
+  // "loop3"), for LUNs the guest cannot identify by WWN (file-backed LUNs, loop devices).
+  // A kernel block device name: no '/', no whitespace; unique within the guest. May be empty.
+  std::string disk{};
 };
 
 struct GuestSettings {
@@ -107,6 +115,8 @@ struct LibvirtSettings {
 enum class LateSnapshotPolicy { kRemove, kRecordCrashConsistent };
 
 struct Config {
+  // The name errors are reported against (ParseConfig's source_name, usually the file path).
+  std::string source_name{};
   DaemonSettings daemon{};
   std::vector<BackendSettings> backends{};
   std::vector<GuestSettings> guests{};

@@ -56,7 +56,7 @@ type = "exec"
 script = "/opt/san2.sh"
 [backends.ceph]
 type = "rbd"
-pool = "vms"
+client_id = "quiesce"
 cluster = "ceph"
 
 [[guests]]
@@ -92,7 +92,7 @@ lun_rules = [ { disk = "network", protocol = "rbd", backend = "ceph" },
   EXPECT_EQ(config.FindBackend("exec")->timeout, 2500ms);
   EXPECT_EQ(config.FindBackend("san2")->type, "exec");
   EXPECT_EQ(config.FindBackend("san2")->timeout, qb::limits::kRequestTimeout);
-  EXPECT_EQ(config.FindBackend("ceph")->extra.at("pool"), "vms");
+  EXPECT_EQ(config.FindBackend("ceph")->extra.at("client_id"), "quiesce");
   const GuestSettings* db1 = config.FindGuest("db1");
   ASSERT_NE(db1, nullptr);
   EXPECT_EQ(db1->agent.kind, AgentEndpoint::Kind::kUnix);
@@ -170,6 +170,113 @@ TEST(ConfigTest, ReferencesMustResolve) {
       "[backends.reflink]\n[[guests]]\nname = \"g\"\nagent = \"unix:/g\"\n"
       "luns = [ { backend = \"reflink\", volume = \"/l\", wwn = \"xyz\" } ]\n",
       {"wwn", "hexadecimal"});
+}
+
+TEST(ConfigTest, LunDiskNamesTheGuestDevice) {
+  Config config = ParseOk(R"(
+[backends.reflink]
+[[guests]]
+name = "g"
+agent = "unix:/g"
+luns = [ { backend = "reflink", volume = "/srv/a.raw", disk = "loop7" },
+         { backend = "reflink", volume = "/srv/b.raw", wwn = "600a0980" } ]
+)");
+  const GuestSettings* g = config.FindGuest("g");
+  ASSERT_NE(g, nullptr);
+  ASSERT_EQ(g->luns.size(), 2u);
+  EXPECT_EQ(g->luns[0].disk, "loop7");
+  EXPECT_EQ(g->luns[1].disk, "");
+  EXPECT_EQ(config.source_name, "test.toml");
+
+  const std::string prefix = "[backends.reflink]\n[[guests]]\nname = \"g\"\nagent = \"unix:/g\"\n";
+  ExpectError(prefix + "luns = [ { backend = \"reflink\", volume = \"/a\", dsik = \"vdb\" } ]\n",
+              {"test.toml:5:", "guests[0].luns[0].dsik", "unknown key", "disk"});
+  ExpectError(
+      prefix + "luns = [ { backend = \"reflink\", volume = \"/a\", disk = \"/dev/vdb\" } ]\n",
+      {"test.toml:5:", "guests[0].luns[0].disk", "without /dev/"});
+  ExpectError(prefix + "luns = [ { backend = \"reflink\", volume = \"/a\", disk = \"\" } ]\n",
+              {"guests[0].luns[0].disk"});
+  ExpectError(prefix + "luns = [ { backend = \"reflink\", volume = \"/a\", disk = 3 } ]\n",
+              {"guests[0].luns[0].disk", "must be a string"});
+  ExpectError(prefix +
+                  "luns = [ { backend = \"reflink\", volume = \"/a\", disk = \"vdb\" },\n"
+                  "         { backend = \"reflink\", volume = \"/b\", disk = \"vdb\" } ]\n",
+              {"test.toml:6:", "guests[0].luns[1].disk", "two LUNs"});
+}
+
+TEST(ConfigTest, RbdBackendKeys) {
+  Config config = ParseOk(R"(
+[backends.ceph]
+type = "rbd"
+conf = "/etc/ceph/ceph.conf"
+cluster = "ceph"
+client_id = "quiesce"
+keyring = "/etc/ceph/ceph.client.quiesce.keyring"
+op_timeout_ms = 5000
+connect_timeout_ms = 3000
+)");
+  const BackendSettings* ceph = config.FindBackend("ceph");
+  ASSERT_NE(ceph, nullptr);
+  EXPECT_EQ(ceph->type, "rbd");
+  EXPECT_EQ(ceph->line, 2);
+  EXPECT_EQ(ceph->key_lines.at("keyring"), 7);
+  EXPECT_EQ(ceph->extra.at("keyring"), "/etc/ceph/ceph.client.quiesce.keyring");
+  EXPECT_EQ(ceph->extra.at("op_timeout_ms"), "5000");
+  EXPECT_EQ(ceph->extra.size(), 6u);
+  EXPECT_EQ(ParseOk("[backends.rbd]\n").FindBackend("rbd")->type, "rbd");
+
+  const std::string head = "[backends.ceph]\ntype = \"rbd\"\n";
+  ExpectError(head + "keyrin = \"/k\"\n",
+              {"test.toml:3:", "backends.ceph.keyrin", "unknown key", "keyring"});
+  ExpectError(head + "pool = \"vms\"\n", {"test.toml:3:", "backends.ceph.pool", "pool/image"});
+  ExpectError(head + "keyring = \"k.keyring\"\n",
+              {"test.toml:3:", "backends.ceph.keyring", "absolute"});
+  ExpectError(head + "op_timeout_ms = 10\n",
+              {"test.toml:3:", "backends.ceph.op_timeout_ms", "between"});
+  ExpectError(head + "op_timeout_ms = \"5s\"\n", {"backends.ceph.op_timeout_ms", "integer"});
+  ExpectError(head + "client_id = \"client.admin\"\n", {"test.toml:3:", "backends.ceph.client_id"});
+}
+
+TEST(ConfigTest, PurityBackendKeys) {
+  Config config = ParseOk(R"(
+[backends.fa1]
+type = "purity"
+host = "fa1.example.net"
+port = 8443
+ca_file = "/etc/quiesce-bridge/fa1-ca.pem"
+insecure = false
+api_version = "2.21"
+api_token_file = "/etc/quiesce-bridge/fa1.token"
+eradicate_on_remove = true
+dry_run = false
+)");
+  const BackendSettings* fa = config.FindBackend("fa1");
+  ASSERT_NE(fa, nullptr);
+  EXPECT_EQ(fa->extra.at("port"), "8443");
+  EXPECT_EQ(fa->extra.at("insecure"), "false");
+  EXPECT_EQ(fa->extra.at("eradicate_on_remove"), "true");
+  EXPECT_EQ(fa->extra.at("api_token_file"), "/etc/quiesce-bridge/fa1.token");
+  EXPECT_EQ(fa->key_lines.at("api_token_file"), 9);
+  ParseOk("[backends.purity]\nhost = \"a\"\napi_token_credential = \"fa-token\"\n");
+
+  const std::string head = "[backends.fa]\ntype = \"purity\"\n";
+  const std::string token = "api_token_file = \"/t\"\n";
+  ExpectError(head + token, {"test.toml:1:", "backends.fa.host", "is required"});
+  ExpectError(head + "host = \"a\"\n", {"test.toml:1:", "backends.fa.api_token_file", "required"});
+  ExpectError(head + "host = \"a\"\n" + token + "api_token_credential = \"c\"\n",
+              {"test.toml:5:", "only one"});
+  ExpectError(head + "host = \"a\"\n" + token + "hots = \"b\"\n",
+              {"test.toml:5:", "backends.fa.hots", "unknown key"});
+  ExpectError(head + "host = \"a\"\n" + token + "api_token = \"secret\"\n",
+              {"test.toml:5:", "backends.fa.api_token", "unknown key"});
+  ExpectError(head + "host = \"a\"\n" + token + "insecure = \"yes\"\n",
+              {"test.toml:5:", "backends.fa.insecure", "true or false"});
+  ExpectError(head + "host = \"a\"\n" + token + "port = 70000\n",
+              {"test.toml:5:", "backends.fa.port", "between 1 and 65535"});
+  ExpectError(head + "host = \"a\"\n" + token + "api_version = \"1.19\"\n",
+              {"test.toml:5:", "backends.fa.api_version"});
+  ExpectError(head + "host = \"a\"\napi_token_file = \"fa.token\"\n",
+              {"test.toml:4:", "backends.fa.api_token_file", "absolute"});
 }
 
 TEST(ConfigTest, SyntaxErrorHasLine) {

@@ -19,11 +19,12 @@
 #include <iostream>
 
 #include "common/logging.h"
-#include "host-daemon/arrays/exec/exec_backend.h"
-#include "host-daemon/arrays/reflink/reflink_backend.h"
+#include "host-daemon/arrays/configured_backends.h"
 #include "host-daemon/catalog/catalog.h"
 #include "host-daemon/config/config.h"
 #include "host-daemon/control/control_server.h"
+#include "host-daemon/daemon/libvirt_guest_sync.h"
+#include "host-daemon/discovery/discovery.h"
 #include "host-daemon/jobs/job_runner.h"
 
 namespace {
@@ -43,29 +44,6 @@ void RaiseOpenFileLimit() {
       spdlog::warn("cannot raise the open-file limit to {}", limit.rlim_max);
   }
   spdlog::info("open-file limit {}", limit.rlim_cur);
-}
-
-Status BuildBackends(const config::Config& cfg, arrays::BackendSet& backends) {
-  for (const auto& b : cfg.backends) {
-    if (b.type == "reflink") {
-      arrays::reflink::ReflinkOptions o;
-      o.name = b.name;
-      o.snapshot_dir = b.snapshot_dir;
-      QB_RETURN_IF_ERROR(backends.Add(arrays::reflink::MakeReflinkBackend(o)));
-    } else if (b.type == "exec") {
-      arrays::exec::ExecOptions o;
-      o.name = b.name;
-      o.script = b.script;
-      o.timeout = b.timeout;
-      auto backend = arrays::exec::MakeExecBackend(o);
-      if (!backend.ok()) return backend.status().WithContext("backend " + b.name);
-      QB_RETURN_IF_ERROR(backends.Add(std::move(backend).value()));
-    } else {
-      return Error(Code::kUnsupported,
-                   "backend " + b.name + ": type " + b.type + " is not built into this daemon");
-    }
-  }
-  return Status::Ok();
 }
 
 jobs::JobRunnerOptions RunnerOptions(const config::Config& cfg) {
@@ -93,9 +71,9 @@ int Run(const config::Config& cfg) {
     return 1;
   }
   arrays::BackendSet backends;
-  if (Status s = BuildBackends(cfg, backends); !s.ok()) {
+  if (Status s = arrays::AddConfiguredBackends(cfg, backends); !s.ok()) {
     spdlog::critical("{}", s.ToString());
-    return 1;
+    return 2;  // a configuration problem, like a parse error
   }
 
   char host[256] = {};
@@ -115,8 +93,10 @@ int Run(const config::Config& cfg) {
     jobs::Guest guest;
     guest.spec.name = g.name;
     guest.spec.endpoint = g.agent.ToString();
-    for (const auto& lun : g.luns)
+    for (const auto& lun : g.luns) {
       guest.spec.luns.push_back(arrays::LunSpec{lun.backend, lun.volume, lun.wwn});
+      if (!lun.disk.empty()) guest.spec.disk_map[lun.disk] = lun.volume;
+    }
     guest.link = link::GuestLink::Create(io.get_executor(), lo);
     if (Status s = guests.Add(guest); !s.ok()) {
       spdlog::critical("{}", s.ToString());
@@ -124,13 +104,15 @@ int Run(const config::Config& cfg) {
     }
     guest.link->Start();
   }
+  std::unique_ptr<discovery::Discovery> libvirt;
   if (cfg.libvirt.enabled) {
-    spdlog::warn(
-        "libvirt discovery ({}) is not wired into quiesced yet; only static guests are "
-        "served",
-        cfg.libvirt.uri);
+    auto connected = discovery::Discovery::Connect(cfg.libvirt);
+    if (!connected.ok()) {
+      spdlog::critical("libvirt discovery: {}", connected.status().ToString());
+      return 1;
+    }
+    libvirt = std::move(connected).value();
   }
-
   jobs::JobRunner runner(io.get_executor(), workers.get_executor(), backends, **catalog, guests,
                          RunnerOptions(cfg));
   control::ControlOptions co;
@@ -139,11 +121,22 @@ int Run(const config::Config& cfg) {
   co.group = cfg.daemon.control_socket_group;
   std::filesystem::create_directories(std::filesystem::path(co.socket_path).parent_path(), ignored);
   control::ControlServer server(io.get_executor(), runner, guests, co);
+  std::unique_ptr<quiesced::LibvirtGuestSync> guest_sync;
+  if (libvirt) {
+    guest_sync = std::make_unique<quiesced::LibvirtGuestSync>(
+        io.get_executor(), workers.get_executor(), *libvirt, guests,
+        [&runner](const std::string& vm) { return !runner.BusyJob(vm).empty(); },
+        quiesced::GuestSyncOptions{.uri = cfg.libvirt.uri,
+                                   .host_name = host,
+                                   .daemon_version = kDaemonVersion,
+                                   .busy_poll = std::chrono::milliseconds(100)});
+  }
 
   int exit_code = 0;
   asio::co_spawn(
       io,
-      [](jobs::JobRunner& runner, control::ControlServer& server, int& exit_code,
+      [](jobs::JobRunner& runner, control::ControlServer& server,
+         quiesced::LibvirtGuestSync* guest_sync, const std::string* uri, int& exit_code,
          asio::io_context& io) -> asio::awaitable<void> {
         Status started = server.Start();
         if (!started.ok()) {
@@ -152,10 +145,25 @@ int Run(const config::Config& cfg) {
           io.stop();
           co_return;
         }
+        if (guest_sync != nullptr) {
+          Status watching = guest_sync->Start([uri](Status listed) {
+            if (listed.ok()) {
+              spdlog::info("libvirt discovery at {}: running domains adopted", *uri);
+            } else {
+              spdlog::error("libvirt discovery at {}: {}", *uri, listed.ToString());
+            }
+          });
+          if (!watching.ok()) {
+            spdlog::critical("libvirt discovery: {}", watching.ToString());
+            exit_code = 1;
+            io.stop();
+            co_return;
+          }
+        }
         spdlog::info("{} ready", kDaemonVersion);
         Status reconciled = co_await runner.Reconcile();
         if (!reconciled.ok()) spdlog::error("reconcile: {}", reconciled.ToString());
-      }(runner, server, exit_code, io),
+      }(runner, server, guest_sync.get(), &cfg.libvirt.uri, exit_code, io),
       asio::detached);
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -165,12 +173,13 @@ int Run(const config::Config& cfg) {
     asio::co_spawn(
         io,
         [](jobs::JobRunner& runner, control::ControlServer& server, jobs::GuestRegistry& guests,
-           asio::io_context& io) -> asio::awaitable<void> {
+           quiesced::LibvirtGuestSync* guest_sync, asio::io_context& io) -> asio::awaitable<void> {
           server.Stop();
           co_await runner.Shutdown();  // every running job thaws its guests first
+          if (guest_sync != nullptr) guest_sync->Stop();
           guests.StopAll();
           io.stop();
-        }(runner, server, guests, io),
+        }(runner, server, guests, guest_sync.get(), io),
         asio::detached);
   });
   asio::signal_set ignore_pipe(io, SIGPIPE);

@@ -22,6 +22,14 @@ void GuestRegistry::Remove(const std::string& name) {
   guests_.erase(it);
 }
 
+std::optional<Guest> GuestRegistry::Detach(const std::string& name) {
+  auto it = guests_.find(name);
+  if (it == guests_.end()) return std::nullopt;
+  Guest guest = std::move(it->second);
+  guests_.erase(it);
+  return guest;
+}
+
 std::vector<Guest*> GuestRegistry::All() {
   std::vector<Guest*> out;
   for (auto& [name, guest] : guests_) out.push_back(&guest);

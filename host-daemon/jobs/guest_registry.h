@@ -1,9 +1,10 @@
-// The guests the daemon serves: from the static config and (later) libvirt discovery. Each
+// The guests the daemon serves: from the static config and libvirt discovery. Each
 // has the LUNs the HOST snapshots (never taken from the guest) and its agent link.
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ class GuestRegistry {
   Guest* Find(const std::string& name);
   // Stops the guest's link and forgets it. Unknown names are ignored.
   void Remove(const std::string& name);
+  // Forgets the guest WITHOUT stopping its link and hands it over (the caller stops the link,
+  // e.g. once a job in flight has thawed through it). nullopt for an unknown name.
+  std::optional<Guest> Detach(const std::string& name);
   std::vector<Guest*> All();
   // Stops every link (daemon shutdown).
   void StopAll();
