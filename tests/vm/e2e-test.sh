@@ -123,6 +123,16 @@ consistency_suite() {
     done
     [ $detected = 1 ] && ok "[test 1] control snapshot detected inconsistent" ||
         fail "[test 1] no control snapshot found inconsistent: the check cannot fail"
+    # Test 2's check can fail too: without the hook, the WAL holds commits (the workload never
+    # checkpoints by itself), so the copy is not what the hook makes.
+    local committed
+    committed=$(guest_get sqlite.committed)
+    snap=$(lab snapshot sqlite-control)
+    if verify_sqlite "$snap" "$committed" "$committed" | sed 's/^/    /'; [ "${PIPESTATUS[0]}" != 0 ]; then
+        ok "[test 2] control: an unquiesced copy of the database is told apart (it lacks committed rows)"
+    else
+        fail "[test 2] control: an unquiesced copy passed the SQLite check: the check cannot fail"
+    fi
 }
 
 faults_suite() {
@@ -235,6 +245,24 @@ faults_suite() {
         fail "[test 7] ${secs} s after SIGCONT: frozen=$frozen, writes stalled=$(writes_stalled && echo yes || echo no)"
     fi
     tr -d '\r' < "$QB_VM_RUN/serial.log" | grep -a "quiesce-agent.*$job" | tail -6 | sed 's/^/    guest: /' || true
+    # If the late Freeze ran after the SIGCONT, the guest's own log says how long it held:
+    # at most the lease.
+    local f_at t_at held
+    f_at=$(tr -d '\r' < "$QB_VM_RUN/serial.log" | grep -a "freeze job $job:" | head -1 | cut -d' ' -f1)
+    t_at=$(tr -d '\r' < "$QB_VM_RUN/serial.log" | grep -a "job $job thawed" | head -1 | cut -d' ' -f1)
+    if [ -n "$f_at" ] && [ -n "$t_at" ]; then
+        held=$(awk -v a="${f_at#*T}" -v b="${t_at#*T}" 'function s(t, p) { split(t, p, ":"); return p[1] * 3600 + p[2] * 60 + p[3] }
+            BEGIN { printf "%d", (s(b) - s(a)) * 1000 }')
+        if [ "$held" -le 3000 ]; then
+            ok "[test 7] the late Freeze ran after SIGCONT and held $held ms (guest clock; lease 3000 ms)"
+        else
+            fail "[test 7] the late Freeze held $held ms, more than the 3000 ms lease"
+        fi
+    elif [ -n "$f_at" ]; then
+        fail "[test 7] the late Freeze ran but the guest never logged its thaw"
+    else
+        echo "    the late Freeze never ran in the guest"
+    fi
     grep -q '"consistency":"application-consistent"' <<<"$res" &&
         fail "[test 7] job labelled application-consistent"
 
