@@ -319,6 +319,11 @@ def main():
         for x in samples["quiescectl"]:
             for k, v in x["phases_us"].items():
                 ph.setdefault(k, []).append(v)
+        outside = [x["thawed_ns"] - 1000 * sum(v for k, v in x["phases_us"].items()
+                                               if k not in ("verify", "record"))
+                   for x in samples["quiescectl"]]
+        print(f"quiescectl process + control socket outside the job's phases, up to the thaw: "
+              f"median {ms(statistics.median(outside)):.2f} ms")
         print("quiesced phases (median us): "
               + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in ph.items())
               + f"; daemon's host-view window median "
