@@ -1,8 +1,13 @@
 // Inventory on the sysfs trees in guest-agent/testdata (see make_sysfs_trees.py: hand-built to
-// real sysfs layout; a later VM issue captures real ones).
+// real sysfs layout, for dm / md / EUI-64 cases the test VM does not have) and on the tree
+// captured from the real test VM (tests/vm/captured-sysfs).
 #include "guest-agent/linux/inventory.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
 
 namespace qb::agent {
 namespace {
@@ -77,6 +82,88 @@ TEST(InventoryTest, VirtioBlkWithSerial) {
 
 TEST(InventoryTest, UnknownDeviceHasNoDisks) {
   EXPECT_TRUE(WholeDisksOf(kData + "/sysfs-virtio-blk", 7, 3).empty());
+}
+
+// The files tests/vm/smoke-test.sh captured from the real test VM (see its README): plain
+// copies of each disk's sysfs directory plus where the kernel's symlinks pointed (`*.realpath`).
+// Rebuilt here into a tree with the same symlinks (/sys/block/X and /sys/dev/block/MAJ:MIN ->
+// /sys/devices/..., X/device -> the SCSI / virtio device), then read like the real /sys.
+class CapturedSysfs {
+ public:
+  CapturedSysfs() {
+    char templ[] = "/tmp/qb-captured-sysfs-XXXXXX";
+    root_ = ::mkdtemp(templ);
+    namespace fs = std::filesystem;
+    const fs::path captured = fs::path(QB_CAPTURED_SYSFS) / "sys" / "block";
+    const fs::path sys = root_ / "sys";
+    for (const auto& entry : fs::directory_iterator(captured)) {
+      if (!entry.is_directory()) continue;
+      const std::string name = entry.path().filename().string();
+      const fs::path disk_dir = sys / Relative(ReadLine(captured / (name + ".realpath")));
+      const fs::path device_dir = sys / Relative(ReadLine(entry.path() / "device.realpath"));
+      fs::create_directories(disk_dir);
+      fs::create_directories(device_dir);
+      for (const auto& file : fs::directory_iterator(entry.path())) {
+        const std::string leaf = file.path().filename().string();
+        if (leaf == "device" || leaf == "device.realpath") continue;
+        fs::copy(file.path(), disk_dir / leaf, fs::copy_options::recursive);
+      }
+      fs::copy(entry.path() / "device", device_dir, fs::copy_options::recursive);
+      fs::create_symlink(device_dir, disk_dir / "device");
+      fs::create_directories(sys / "block");
+      fs::create_symlink(disk_dir, sys / "block" / name);
+      fs::create_directories(sys / "dev" / "block");
+      fs::create_symlink(disk_dir, sys / "dev" / "block" / ReadLine(entry.path() / "dev"));
+    }
+  }
+  ~CapturedSysfs() {
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+  std::string sysfs_root() const { return (root_ / "sys").string(); }
+  static std::string mountinfo() { return std::string(QB_CAPTURED_SYSFS) + "/proc/self/mountinfo"; }
+
+ private:
+  static std::string ReadLine(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    return line;
+  }
+  // "/sys/devices/..." -> "devices/..."
+  static std::string Relative(const std::string& real) {
+    EXPECT_EQ(real.rfind("/sys/", 0), 0u) << real;
+    return real.substr(5);
+  }
+  std::filesystem::path root_;
+};
+
+TEST(InventoryTest, CapturedFromTheTestVm) {
+  CapturedSysfs tree;
+  auto inv = CollectInventory({CapturedSysfs::mountinfo(), tree.sysfs_root(), false});
+  ASSERT_TRUE(inv.ok()) << inv.status().ToString();
+  ASSERT_EQ(inv->volumes.size(), 2u);  // the XFS data LUN and the ext4 virtio-blk disk
+  const auto* data = FindVolume(*inv, "/mnt/data");
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ(data->fs_type, "xfs");
+  EXPECT_EQ(data->disk_names, std::vector<std::string>{"sda"});
+  const auto* blk = FindVolume(*inv, "/mnt/blk");
+  ASSERT_NE(blk, nullptr);
+  EXPECT_EQ(blk->disk_names, std::vector<std::string>{"vda"});
+
+  const auto* sda = FindDisk(*inv, "sda");
+  ASSERT_NE(sda, nullptr);
+  EXPECT_EQ(sda->wwn, "5000c500a0b1c2d3");  // QEMU scsi-hd wwn=0x5000c500a0b1c2d3, VPD 0x83
+  EXPECT_EQ(sda->serial, "QBLUN0001");      // VPD 0x80
+  EXPECT_EQ(sda->vendor, "QBRIDGE");
+  EXPECT_EQ(sda->model, "TESTLUN");
+  EXPECT_EQ(sda->bus, "scsi");
+  EXPECT_EQ(sda->size_bytes, 512ull * 1024 * 1024);
+  const auto* vda = FindDisk(*inv, "vda");
+  ASSERT_NE(vda, nullptr);
+  EXPECT_EQ(vda->wwn, "");  // virtio-blk has no VPD pages
+  EXPECT_EQ(vda->serial, "QBBLK0001");
+  EXPECT_EQ(vda->bus, "virtio");
 }
 
 TEST(Vpd83Test, NeverReadsPastTheBufferAndPrefersNaa) {
