@@ -15,13 +15,15 @@
 # is met, 3 when one is missed, 1 on error, 77 when it cannot run here.
 # Needs root, packaging/deps/vm.txt and packaging/deps/bench.txt, and BUILD_DIR with
 # quiesced, quiescectl, quiesce-agent (preferably -DQB_STATIC_AGENT=ON) and qb-recordwriter.
+# QB_BENCH_AGENT=PATH puts that quiesce-agent binary in the guest instead of BUILD_DIR's (to
+# compare two agents with the same host side).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR [bench.py options]" >&2; exit 2; }
 B=$(realpath "$1"); shift
 Q=$B/host-daemon/daemon/quiesced C=$B/host-daemon/cli/quiescectl
-AGENT=$B/guest-agent/quiesce-agent WRITER=$B/tests/vm/qb-recordwriter
+AGENT=${QB_BENCH_AGENT:-$B/guest-agent/quiesce-agent} WRITER=$B/tests/vm/qb-recordwriter
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 for t in qemu-system-x86_64 libvirtd virsh python3 /usr/sbin/qemu-ga; do
     command -v "$t" >/dev/null || { echo "SKIP: $t missing (packaging/deps/vm.txt, bench.txt)"; exit 77; }
