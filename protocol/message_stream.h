@@ -176,8 +176,9 @@ class AgentClient : public std::enable_shared_from_this<AgentClient<Stream>> {
   std::uint64_t nonce() const { return nonce_; }
 
   // Sends `body` as a new request and waits for its reply. Fails with kTimeout when
-  // `deadline` passes first, kCancelled after Cancel(), kGuestUnreachable when the stream
-  // ends. The reply may itself be an ErrorReply: that is a successful round trip.
+  // `deadline` passes first, kCancelled after CancelAll(), kGuestUnreachable ("session
+  // ended: ...") as soon as the stream ends or fails, even mid-wait. The reply may itself be an
+  // ErrorReply: that is a successful round trip.
   asio::awaitable<Result<AgentMessage>> Request(AgentBody body,
                                                 std::chrono::steady_clock::duration deadline) {
     if (!open_) co_return Error(Code::kGuestUnreachable, close_reason_);
@@ -205,9 +206,14 @@ class AgentClient : public std::enable_shared_from_this<AgentClient<Stream>> {
     co_return std::move(*pending->result);
   }
 
-  // Fails every outstanding request with kCancelled; later requests still work.
-  void CancelAll() {
-    for (auto& [id, p] : pending_) p->timer.cancel();
+  // Fails every outstanding request at once with `why` (kCancelled by default); later
+  // requests still work. The result is stored before the wake-up, so a request still writing
+  // its frame fails as soon as the write ends instead of waiting out its deadline.
+  void CancelAll(const Status& why = Error(Code::kCancelled, "request cancelled")) {
+    for (auto& [id, p] : pending_) {
+      if (!p->result) p->result = Result<AgentMessage>(why);
+      p->timer.cancel();
+    }
   }
 
   // Closes the stream: the reader loop ends and every outstanding request fails.
@@ -234,12 +240,11 @@ class AgentClient : public std::enable_shared_from_this<AgentClient<Stream>> {
     for (;;) {
       auto message = co_await channel_.Read();
       if (!message.ok()) {
+        // The session is over: every request still waiting fails now with a clear reason,
+        // never by running out its deadline.
         open_ = false;
-        close_reason_ = message.status().ToString();
-        for (auto& [id, p] : pending_) {
-          p->result = Result<AgentMessage>(Error(Code::kGuestUnreachable, close_reason_));
-          p->timer.cancel();
-        }
+        close_reason_ = "session ended: " + message.status().ToString();
+        CancelAll(Error(Code::kGuestUnreachable, close_reason_));
         co_return;
       }
       if (message->nonce != nonce_) {

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <functional>
 
 namespace qb::proto {
 namespace {
@@ -184,6 +186,55 @@ TEST(AgentClient, PeerClosingFailsOutstandingRequests) {
     EXPECT_EQ(r.status().code(), Code::kGuestUnreachable);
     auto again = co_await client->Request(Ping{}, 30s);
     EXPECT_EQ(again.status().code(), Code::kGuestUnreachable);
+  });
+}
+
+TEST(AgentClient, PeerClosingMidWaitFailsAtOnceWithSessionEnded) {
+  Pair p;
+  auto client = std::make_shared<AgentClient<Socket>>(std::move(p.a));
+  client->Start();
+  asio::steady_timer later(p.io);
+  later.expires_after(50ms);
+  later.async_wait([&](auto) { p.b.close(); });
+  RunCoro(p.io, [&]() -> asio::awaitable<void> {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = co_await client->Request(Ping{}, 5s);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+    EXPECT_EQ(r.status().code(), Code::kGuestUnreachable);
+    EXPECT_NE(r.status().message().find("session ended"), std::string::npos)
+        << r.status().ToString();
+    EXPECT_FALSE(client->open());
+  });
+}
+
+// CancelAll while the request is still being written (the peer reads nothing yet): the
+// request fails with CancelAll's status as soon as its write ends, not at its deadline.
+TEST(AgentClient, CancelAllDuringTheWriteFailsAtOnceWithItsStatus) {
+  Pair p;
+  auto client = std::make_shared<AgentClient<Socket>>(std::move(p.a));
+  client->Start();
+  Hello big;
+  big.host_name = std::string(4 << 20, 'h');  // far more than the socket buffer holds
+  std::array<char, 64 * 1024> sink{};
+  std::function<void()> drain = [&] {
+    p.b.async_read_some(asio::buffer(sink), [&](boost::system::error_code ec, std::size_t) {
+      if (!ec) drain();
+    });
+  };
+  asio::steady_timer later(p.io);
+  later.expires_after(100ms);
+  later.async_wait([&](auto) {
+    client->CancelAll(Error(Code::kGuestUnreachable, "session ended: test"));
+    drain();  // now the write can finish
+  });
+  RunCoro(p.io, [&]() -> asio::awaitable<void> {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = co_await client->Request(big, 3s);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    EXPECT_EQ(r.status().code(), Code::kGuestUnreachable) << r.status().ToString();
+    EXPECT_EQ(r.status().message(), "session ended: test");
+    client->Close();
+    p.b.close();
   });
 }
 
