@@ -25,7 +25,8 @@
 #
 # Env: QB_CEPH_DIR (see 1), QB_VM_CACHE (tests/vm kernel cache), QB_VM_ACCEL auto|kvm|tcg
 # (auto: lab.sh's cached KVM probe verdict for this host and guest kernel, else tcg),
-# QB_VM_BOOT_TIMEOUT (s, default 180), QB_VM_CONTROL_TRIES (default 3), QB_KEEP=1 keeps $T.
+# QB_VM_BOOT_TIMEOUT (s, default 180), QB_VM_CONTROL_TRIES (default 3), QB_KEEP=1 keeps $T,
+# QB_RBD_E2E_JOBS (default 1: more snapshot jobs at the end for a median freeze window).
 # Exit 0 pass, 1 fail, 77 skip (not root, no QEMU, no QEMU rbd driver, no Ceph).
 # Everything it starts (QEMU, quiesced, its own cluster) is stopped by PID from the EXIT trap;
 # the image and its snapshots are removed from a shared cluster; the temp dir is removed.
@@ -307,6 +308,25 @@ for i in $(seq "${QB_VM_CONTROL_TRIES:-3}"); do
 done
 [ $detected -gt 0 ] || fail "no unfrozen control snapshot was found inconsistent: the check cannot fail"
 note "control snapshot without freeze detected inconsistent"
+
+# Optional, for figures: QB_RBD_E2E_JOBS=N runs N-1 more jobs under the workload (each must be
+# application-consistent) and prints the median freeze window of all N.
+jobs_total=${QB_RBD_E2E_JOBS:-1}
+windows=("$freeze_us")
+cuts=("$(jq -r '.phases[] | select(.phase == "snapshot") | .duration_us' <<<"$job")")
+for _ in $(seq 2 "$jobs_total"); do
+  j=$(ctl snapshot vm0 --json) || fail "extra job: $j"
+  [ "$(jq -r .consistency <<<"$j")" = application-consistent ] || fail "extra job not app-consistent: $j"
+  windows+=("$(jq -r .freeze_window_us <<<"$j")")
+  cuts+=("$(jq -r '.phases[] | select(.phase == "snapshot") | .duration_us' <<<"$j")")
+done
+median_ms() { # microsecond values on stdin -> "median [min .. max]" in ms
+  sort -n | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+                                     printf "%.1f [min %.1f max %.1f]", m / 1000, v[1] / 1000, v[NR] / 1000 }'
+}
+echo "RBD-VM-E2E: median of $jobs_total job(s): freeze window" \
+  "$(printf '%s\n' "${windows[@]}" | median_ms) ms; snapshot phase (the rbd cut)" \
+  "$(printf '%s\n' "${cuts[@]}" | median_ms) ms"
 
 # quiesced must stop cleanly after using the backend (librbd and the daemon once clashed over
 # Boost.Asio's symbols and it aborted here: host-daemon/arrays/rbd/hide_boost_symbols.map).
