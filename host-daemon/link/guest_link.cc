@@ -89,7 +89,9 @@ std::uint64_t GuestLink::JunkCount() const {
 void GuestLink::EndSession(const std::string& why) {
   if (!client_) return;
   spdlog::info("guest {}: session ended: {}", options_.guest_name, why);
-  client_->CancelAll();
+  // Requests still waiting on this session fail now, saying why, not at their deadlines.
+  client_->CancelAll(
+      Error(Code::kGuestUnreachable, "guest " + options_.guest_name + ": session ended: " + why));
   client_->Close();
   client_.reset();
   SetState(stopped_ ? LinkState::kStopped : LinkState::kDown, why);

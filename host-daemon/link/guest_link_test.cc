@@ -198,5 +198,41 @@ TEST_F(GuestLinkTest, FreezeTimesOutWhenTheAgentNeverAnswers) {
   EXPECT_EQ(frozen.status().code(), Code::kTimeout);
 }
 
+// The agent's socket closes (a stalled agent killed) while a Freeze waits for its reply: the
+// request fails at once, saying the session ended, long before its deadline.
+TEST_F(GuestLinkTest, SessionEndingFailsAWaitingRequestAtOnce) {
+  auto agent = MakeAgent("vm1", AgentBehavior::kNormal);
+  auto link = MakeLink("vm1");
+  ASSERT_TRUE(WaitConnected(link).ok());
+  agent->SetBehavior(AgentBehavior::kStallAfterFreeze);
+  auto freeze = io_.Spawn(link->Freeze(FreezeRequest("job-k"), Clock::now() + 30s));
+  ASSERT_TRUE(agent->WaitUntil([&] { return agent->freezes() == 1; }, 10s));
+  auto closed = Clock::now();
+  agent->DropSessions();
+  auto frozen = freeze.get();
+  EXPECT_LT(Clock::now() - closed, 1s);
+  EXPECT_EQ(frozen.status().code(), Code::kGuestUnreachable) << frozen.status().ToString();
+  EXPECT_NE(frozen.status().message().find("session ended"), std::string::npos)
+      << frozen.status().ToString();
+}
+
+// The daemon ends the session itself (here Stop()) while a request waits: the request fails
+// at once with kGuestUnreachable "session ended: <why>", not a bare cancellation.
+TEST_F(GuestLinkTest, EndingTheSessionFailsAWaitingRequestWithTheReason) {
+  auto agent = MakeAgent("vm1", AgentBehavior::kNormal);
+  auto link = MakeLink("vm1");
+  ASSERT_TRUE(WaitConnected(link).ok());
+  agent->SetBehavior(AgentBehavior::kStallAfterFreeze);
+  auto freeze = io_.Spawn(link->Freeze(FreezeRequest("job-s"), Clock::now() + 30s));
+  ASSERT_TRUE(agent->WaitUntil([&] { return agent->freezes() == 1; }, 10s));
+  auto stopped = Clock::now();
+  link->Stop();
+  auto frozen = freeze.get();
+  EXPECT_LT(Clock::now() - stopped, 1s);
+  EXPECT_EQ(frozen.status().code(), Code::kGuestUnreachable) << frozen.status().ToString();
+  EXPECT_NE(frozen.status().message().find("vm1: session ended: link stopped"), std::string::npos)
+      << frozen.status().ToString();
+}
+
 }  // namespace
 }  // namespace qb::link

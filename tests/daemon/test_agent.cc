@@ -30,6 +30,7 @@ struct TestAgent::Impl : std::enable_shared_from_this<TestAgent::Impl> {
   struct Session {
     explicit Session(Socket s) : stream(std::move(s)) {}
     Stream stream;
+    bool stalled = false;  // io thread only (kStallAfterFreeze)
   };
 
   TestAgentOptions options;
@@ -111,7 +112,7 @@ struct TestAgent::Impl : std::enable_shared_from_this<TestAgent::Impl> {
       if (std::holds_alternative<proto::Hello>(request.body)) ++hello_count;
     }
     Notify();
-    if (b == AgentBehavior::kSilent) co_return;
+    if (b == AgentBehavior::kSilent || session->stalled) co_return;
     if (b == AgentBehavior::kGarbage) {
       std::vector<std::uint8_t> garbage(4096);
       std::mt19937 random(static_cast<unsigned>(request.request_id));
@@ -198,12 +199,17 @@ struct TestAgent::Impl : std::enable_shared_from_this<TestAgent::Impl> {
       self->Notify();
     });
     if (b == AgentBehavior::kSilentFreeze) co_return;
+    if (b == AgentBehavior::kStallAfterFreeze) {
+      session->stalled = true;
+      co_return;
+    }
 
     proto::Frozen frozen;
     frozen.job_id = b == AgentBehavior::kWrongJobId ? freeze.job_id + "-other" : freeze.job_id;
     frozen.frozen_volumes = freeze.volumes;
     if (b == AgentBehavior::kExtraVolume) frozen.frozen_volumes.push_back("/etc");
     frozen.lease_granted_ms = lease;
+    frozen.writers = options.writers;
     if (b == AgentBehavior::kSlowFrozen) {
       asio::steady_timer delay(io, options.slow_frozen_delay);
       co_await delay.async_wait(asio::as_tuple(asio::use_awaitable));

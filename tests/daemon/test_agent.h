@@ -36,6 +36,10 @@ enum class AgentBehavior {
   kNotHeld,         // Thawed says heldWholeWindow=false
   kDieAfterFrozen,  // sends Frozen, then closes the connection (the lease still thaws)
   kRefuseFreeze,    // answers Freeze with ErrorReply freezeFailed
+  // Takes the freeze, then answers nothing more on that session, like an agent SIGSTOPped
+  // right after receiving Freeze; the socket stays open (DropSessions() closes it, as a
+  // kill -9 would). The lease still thaws it.
+  kStallAfterFreeze,
 };
 
 struct TestAgentOptions {
@@ -43,7 +47,8 @@ struct TestAgentOptions {
   AgentBehavior behavior = AgentBehavior::kNormal;
   proto::Inventory inventory;  // what InventoryRequest returns
   std::chrono::milliseconds slow_frozen_delay{0};
-  std::uint32_t max_lease_ms = 10000;  // cap on a granted lease (an agent's config)
+  std::uint32_t max_lease_ms = 10000;        // cap on a granted lease (an agent's config)
+  std::vector<proto::WriterResult> writers;  // reported in every Frozen (hooks / VSS writers)
 };
 
 class TestAgent {
