@@ -91,7 +91,56 @@ std::string SnapshotId(const std::string& key, const std::string& vm, std::size_
   return key + "." + vm + "." + std::to_string(lun_index);
 }
 
+// Appended to the stored error of a job that returned with an array call still late. Reconcile
+// looks for it: a daemon killed before the late snapshot was handled handles it at start.
+constexpr const char* kLateArrayNote =
+    " (array call late: its snapshot is removed or recorded crash-consistent when it lands)";
+// How far back Reconcile looks for such jobs.
+constexpr std::chrono::hours kLateJobHorizon{24};
+
 std::uint16_t CodeOf(const Status& s) { return static_cast<std::uint16_t>(s.code()); }
+
+// The freeze window as reported: the "freeze" and "snapshot" phases, which run from the
+// moment Freeze is sent to the moment Thaw is sent. Computed from the phases so that a job's
+// own report and `quiescectl jobs` (which reads the phases back from the catalog) agree.
+std::uint64_t FreezeWindowUs(const std::vector<proto::PhaseTiming>& phases) {
+  std::uint64_t us = 0;
+  for (const auto& p : phases)
+    if (p.phase == "freeze" || p.phase == "snapshot") us += p.duration_us;
+  return us;
+}
+
+// The writer list as stored in the catalog: a JSON array of strings (WritersJson below).
+std::string WritersJson(const std::vector<std::string>& writers) {
+  std::string json = "[";
+  for (std::size_t i = 0; i < writers.size(); ++i) {
+    json += (i ? ",\"" : "\"");
+    for (char c : writers[i]) {
+      if (c == '"' || c == '\\') json += '\\';
+      if (static_cast<unsigned char>(c) >= 0x20) json += c;
+    }
+    json += "\"";
+  }
+  return json + "]";
+}
+
+// Reads back what WritersJson wrote (an empty or unreadable text gives what could be read).
+std::vector<std::string> ParseWritersJson(const std::string& json) {
+  std::vector<std::string> out;
+  std::size_t i = json.find('[');
+  if (i == std::string::npos) return out;
+  for (++i; i < json.size(); ++i) {
+    if (json[i] == ']') break;
+    if (json[i] != '"') continue;
+    std::string item;
+    for (++i; i < json.size() && json[i] != '"'; ++i) {
+      if (json[i] == '\\' && i + 1 < json.size()) ++i;
+      item += json[i];
+    }
+    out.push_back(std::move(item));
+  }
+  return out;
+}
 
 proto::FreezeMode ModeFor(proto::OsFamily os, proto::VssMode vss) {
   if (os != proto::OsFamily::kWindows) return proto::FreezeMode::kFsfreeze;
@@ -133,6 +182,7 @@ struct JobRunner::JobState {
   bool late_recorded = false;                     // a late snapshot was recorded crash-consistent
   std::shared_ptr<asio::steady_timer> wait;       // the snapshot wait; Shutdown cancels it
   bool cancelled = false;
+  bool closed_in_catalog = false;  // Record closes the job; late handling only touches the array
 
   Clock::time_point freeze_sent{}, snapshot_returned{}, thaw_sent{};
   Clock::time_point phase_start = Clock::now();
@@ -347,7 +397,7 @@ asio::awaitable<void> JobRunner::Plan(const std::shared_ptr<JobState>& job) {
 }
 
 asio::awaitable<void> JobRunner::FreezeAll(const std::shared_ptr<JobState>& job) {
-  job->freeze_sent = Clock::now();
+  job->freeze_sent = job->phase_start;  // the "freeze" phase starts with the first Freeze
   const auto deadline = job->freeze_sent + FreezeReplyTimeout(job->lease);
   std::vector<asio::awaitable<void>> ops;
   for (auto& g : job->guests) {
@@ -535,11 +585,16 @@ void JobRunner::HandleLateSnapshot(std::shared_ptr<JobState> job, std::string ba
 }
 
 asio::awaitable<Status> JobRunner::FinishLate(const std::shared_ptr<JobState>& job) {
+  if (job->closed_in_catalog) {
+    spdlog::info("job {}: late array call handled", job->key);
+    co_return Status::Ok();
+  }
   catalog::JobOutcome outcome;
   outcome.state = catalog::JobState::kFailed;
   if (job->late_recorded) outcome.consistency = catalog::Consistency::kCrashConsistent;
   outcome.error = job->error.ToString();
   outcome.phases = job->phases;
+  outcome.writer_results_json = WritersJson(job->report.writers);
   outcome.finished = SysClock::now();
   auto finish_late = [this, id = job->catalog_id, outcome] {
     return catalog_.FinishJob(id, outcome);
@@ -552,24 +607,30 @@ asio::awaitable<void> JobRunner::ThawAll(const std::shared_ptr<JobState>& job, b
   std::vector<asio::awaitable<void>> ops;
   for (auto& g : job->guests) {
     if (!g.freeze_sent || g.thaw_done) continue;
+    // A guest that answered Frozen is alive: its Thaw gets the full request timeout. One that
+    // never did (its Freeze timed out or its session ended) may be stalled or gone: wait only
+    // for what is left of the lease plus kThawMargin, after which its own lease has thawed
+    // it anyway (and the job is not application-consistent: invariant 2).
+    auto deadline = Clock::now() + options_.request_timeout;
+    if (!g.frozen) {
+      auto lease_end = job->freeze_sent + job->lease;
+      deadline = std::max(lease_end, Clock::now()) + limits::kThawMargin;
+    }
     ops.push_back([](JobState* j, GuestInJob* guest, bool ok,
-                     std::chrono::milliseconds timeout) -> asio::awaitable<void> {
+                     Clock::time_point until) -> asio::awaitable<void> {
       proto::Thaw thaw{j->key, ok};
       std::vector<std::string> volumes = guest->plan.freeze_volumes;
-      auto thawed = co_await guest->link->Thaw(thaw, volumes, Clock::now() + timeout);
+      auto thawed = co_await guest->link->Thaw(thaw, volumes, until);
       guest->thaw_done = true;
       if (thawed.ok())
         guest->thawed = std::move(thawed).value();
       else
         guest->thaw_status = thawed.status();
-    }(job.get(), &g, snapshot_ok, options_.request_timeout));
+    }(job.get(), &g, snapshot_ok, deadline));
   }
   co_await WhenAll(std::move(ops));
-  if (job->freeze_sent != Clock::time_point{}) {
-    job->report.freeze_window_us = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(job->thaw_sent - job->freeze_sent)
-            .count());
-  }
+  if (job->freeze_sent != Clock::time_point{})
+    job->report.freeze_window_us = FreezeWindowUs(job->report.phases);
 }
 
 asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
@@ -654,12 +715,7 @@ asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
     ++job->late_pending;
     ScheduleSweep(job, name);
   }
-  if (job->late_pending > 0) {
-    // FinishLate closes the job when the late call lands; until then it stays running in the
-    // catalog, so a daemon killed meanwhile reconciles it.
-    job->report.consistency = "none";
-    co_return;
-  }
+  const bool late = job->late_pending > 0;
 
   catalog::JobOutcome outcome;
   outcome.state = app_consistent ? catalog::JobState::kSucceeded : catalog::JobState::kFailed;
@@ -668,17 +724,12 @@ asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
   else if (recorded)
     outcome.consistency = catalog::Consistency::kCrashConsistent;
   outcome.error = job->error.ok() ? "" : job->error.ToString();
+  // An array call still out (or to be looked for by key): the job is over for the guests and
+  // is recorded failed now; the late handling only removes or records its snapshots later.
+  // The note lets Reconcile() find such jobs again if the daemon dies before that.
+  if (late) outcome.error += kLateArrayNote;
   outcome.phases = job->phases;
-  std::string writers = "[";
-  for (std::size_t i = 0; i < job->report.writers.size(); ++i) {
-    writers += (i ? ",\"" : "\"");
-    for (char c : job->report.writers[i]) {
-      if (c == '"' || c == '\\') writers += '\\';
-      if (static_cast<unsigned char>(c) >= 0x20) writers += c;
-    }
-    writers += "\"";
-  }
-  outcome.writer_results_json = writers + "]";
+  outcome.writer_results_json = WritersJson(job->report.writers);
   for (const auto& g : job->guests) {
     if (g.thawed && !g.thawed->backup_components_document.empty())
       outcome.backup_components_doc = g.thawed->backup_components_document;
@@ -687,6 +738,9 @@ asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
   auto finish_job = [this, id = job->catalog_id, outcome] {
     return catalog_.FinishJob(id, outcome);
   };
+  // Set before the wait: a late call landing meanwhile must not close the job a second time.
+  // Should FinishJob fail, the job stays running and the next daemon reconciles it.
+  job->closed_in_catalog = true;
   Status finished = co_await Blocking(workers_, finish_job);
   if (!finished.ok()) job->Fail(finished.WithContext("catalog"));
   job->report.state = app_consistent && job->error.ok() ? "done" : "failed";
@@ -810,6 +864,23 @@ asio::awaitable<Status> JobRunner::Reconcile() {
   auto unfinished_jobs = [this] { return catalog_.UnfinishedJobs(); };
   auto unfinished = co_await Blocking(workers_, unfinished_jobs);
   if (!unfinished.ok()) co_return unfinished.status();
+  // Jobs recorded failed while an array call was still late (kLateArrayNote): if the daemon
+  // stopped before handling the late snapshot, it is handled here (swept, never closed again).
+  auto late_jobs = [this]() -> Result<std::vector<catalog::JobRecord>> {
+    auto recent = catalog_.ListJobs(1000);
+    if (!recent.ok()) return recent.status();
+    std::vector<catalog::JobRecord> out;
+    const auto horizon = SysClock::now() - kLateJobHorizon;
+    for (auto& j : *recent) {
+      if (j.state == catalog::JobState::kFailed && j.row.started >= horizon &&
+          j.error.find(kLateArrayNote) != std::string::npos)
+        out.push_back(std::move(j));
+    }
+    return out;
+  };
+  auto late = co_await Blocking(workers_, late_jobs);
+  if (!late.ok()) co_return late.status();
+  unfinished->insert(unfinished->end(), late->begin(), late->end());
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) {
       if (unfinished->empty()) break;
@@ -864,8 +935,9 @@ asio::awaitable<Status> JobRunner::Reconcile() {
             recorded = true;
           }
         }
-        // The job stays running (reconcilable by the next daemon) until the second pass.
-        if (pass == 0) return Status::Ok();
+        // The job stays running (reconcilable by the next daemon) until the second pass. A job
+        // already closed (failed with a late array call) only has its snapshots handled.
+        if (pass == 0 || job.state != catalog::JobState::kRunning) return Status::Ok();
         catalog::JobOutcome outcome;
         outcome.state = catalog::JobState::kReconciled;
         if (recorded) outcome.consistency = catalog::Consistency::kCrashConsistent;
@@ -880,7 +952,7 @@ asio::awaitable<Status> JobRunner::Reconcile() {
       Status done = co_await Blocking(workers_, reconcile_job);
       if (!done.ok())
         spdlog::error("reconcile {}: {}", job.row.job_key, done.ToString());
-      else if (pass == 1)
+      else if (pass == 1 && job.state == catalog::JobState::kRunning)
         spdlog::info("reconciled unfinished job {}", job.row.job_key);
     }
   }
@@ -904,6 +976,15 @@ asio::awaitable<Result<std::vector<proto::JobReport>>> JobRunner::ListJobs(int l
         r.phases.push_back(
             proto::PhaseTiming{p.phase, static_cast<std::uint64_t>(p.duration.count())});
       r.started_at = IsoTime(j.row.started);
+      r.freeze_window_us = FreezeWindowUs(r.phases);
+      r.writers = ParseWritersJson(j.writer_results_json);
+      auto rows = catalog_.ListSnapshotsOfJob(j.id);
+      if (!rows.ok()) return rows.status();
+      for (const auto& row : *rows) {
+        r.snapshots.push_back(proto::SnapshotInfo{
+            row.id, row.vm, j.row.job_key, row.backend, row.lun, row.array_name,
+            std::string(catalog::ConsistencyLabel(row.consistency)), IsoTime(row.created)});
+      }
       out.push_back(std::move(r));
     }
     return out;

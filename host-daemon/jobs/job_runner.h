@@ -9,8 +9,9 @@
 // Catalog::MarkJobApplicationConsistent, and only when every backend call returned success
 // before the first Thaw was sent and every agent reported heldWholeWindow (invariant 2). If the
 // array call outlives its deadline the guests are thawed at once (snapshotOk=false); when the
-// call lands later its snapshots are removed or recorded crash-consistent (LatePolicy), and the
-// job stays "running" in the catalog until then, so a daemon killed meanwhile reconciles it.
+// call lands later its snapshots are removed or recorded crash-consistent (LatePolicy). The job
+// is recorded failed in the catalog when it returns, with a note that its array call is late;
+// a daemon killed before the late snapshot was handled handles it in Reconcile().
 //
 // Threading: every method must be called from the io thread of a single-threaded io_context
 // (the daemon runs one). Blocking calls (backends, catalog) run on `workers`.
@@ -74,7 +75,8 @@ class JobRunner {
   asio::awaitable<Result<std::string>> Thaw(std::string vm);
 
   // Closes jobs a previous daemon left running: finds their snapshots by key and records them
-  // crash-consistent or removes them (LatePolicy); never application-consistent. Two passes,
+  // crash-consistent or removes them (LatePolicy); never application-consistent. Failed jobs
+  // of the last 24 h whose array call was late get the same sweep (they stay failed). Two passes,
   // late_sweep_delay apart: an array call of the dead daemon may still be in flight and land
   // between them. Jobs are closed (state reconciled) only in the second pass, so a daemon
   // killed again meanwhile reconciles them anew. Completes after the second pass.

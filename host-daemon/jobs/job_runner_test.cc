@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/thread_pool.hpp>
+#include <cstdio>
+#include <thread>
 
 #include "host-daemon/arrays/testing/fault_backend.h"
 #include "host-daemon/jobs/job_budget.h"
@@ -85,6 +88,7 @@ class JobRunnerTest : public ::testing::Test {
     o.inventory =
         inventory ? *inventory : TestAgent::SimpleInventory("/data", "sda", "600a0b80" + vm);
     o.slow_frozen_delay = 3s;
+    o.writers = next_writers_;
     agents_[vm] = std::make_unique<TestAgent>(o);
     link::LinkOptions lo;
     lo.guest_name = vm;
@@ -143,6 +147,7 @@ class JobRunnerTest : public ::testing::Test {
   GuestRegistry registry_;
   boost::asio::thread_pool pool_{2};
   std::unique_ptr<JobRunner> runner_;
+  std::vector<proto::WriterResult> next_writers_;  // what the next AddGuest's Frozen reports
 };
 
 TEST_F(JobRunnerTest, HappyPathIsApplicationConsistent) {
@@ -254,9 +259,9 @@ TEST_F(JobRunnerTest, LateSnapshotCanBeKeptButOnlyCrashConsistent) {
   StartRunner(options);
   auto report = Snap({"vm1"}, 2000);
   EXPECT_EQ(report.error_code, static_cast<int>(Code::kTimeout));
+  EXPECT_EQ(catalog_->GetJobByKey(report.job_id)->state, catalog::JobState::kFailed);
   fake_->OpenGate();
-  ASSERT_TRUE(testing::Eventually(
-      [&] { return catalog_->GetJobByKey(report.job_id)->state != catalog::JobState::kRunning; }));
+  ASSERT_TRUE(testing::Eventually([&] { return Rows("vm1").size() == 1; }));
   auto rows = Rows("vm1");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].consistency, catalog::Consistency::kCrashConsistent);
@@ -274,13 +279,40 @@ TEST_F(JobRunnerTest, SnapshotThatLandsAfterABackendTimeoutIsFoundAndRemoved) {
   StartRunner(options);
   auto report = Snap({"vm1"}, 2000);
   EXPECT_EQ(report.error_code, static_cast<int>(Code::kTimeout)) << report.error;
-  EXPECT_EQ(catalog_->GetJobByKey(report.job_id)->state, catalog::JobState::kRunning);
+  // Recorded failed as soon as the job returns, not only after the late sweep.
+  auto job = catalog_->GetJobByKey(report.job_id);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state, catalog::JobState::kFailed);
+  EXPECT_NE(job->error.find("array call late"), std::string::npos) << job->error;
   ASSERT_TRUE(fake_->WaitForLateLandings(10s));
-  // The job's sweep finds it by key; until then the job stays running (reconcilable).
+  // The job's sweep finds it by key and removes it.
   EXPECT_TRUE(testing::Eventually([&] {
     return fake_->AllSnapshots().empty() &&
            catalog_->GetJobByKey(report.job_id)->state != catalog::JobState::kRunning;
   }));
+  EXPECT_TRUE(Rows("vm1").empty());
+}
+
+// The job with a late array call is failed at once; a daemon that dies before its late sweep
+// leaves the landed snapshot to the next daemon's Reconcile, which removes it.
+TEST_F(JobRunnerTest, LateSnapshotOfAFailedJobIsReconciledAfterTheDaemonDied) {
+  AddGuest("vm1");
+  FaultPlan plan;
+  plan.deadline_behaviour = DeadlineBehaviour::kTimeoutThenLandLater;
+  plan.snapshot_delay = 1500ms;
+  fake_->SetFaults(plan);
+  JobRunnerOptions options;
+  options.late_sweep_delay = 60s;  // this daemon "dies" long before its sweep
+  StartRunner(options);
+  auto report = Snap({"vm1"}, 2000);
+  EXPECT_EQ(report.error_code, static_cast<int>(Code::kTimeout)) << report.error;
+  EXPECT_EQ(catalog_->GetJobByKey(report.job_id)->state, catalog::JobState::kFailed);
+  ASSERT_TRUE(fake_->WaitForLateLandings(10s));
+  EXPECT_EQ(fake_->AllSnapshots().size(), 1u);
+  StartRunner();  // the restarted daemon
+  ASSERT_TRUE(io_.Run(runner_->Reconcile()).ok());
+  EXPECT_TRUE(fake_->AllSnapshots().empty());
+  EXPECT_EQ(catalog_->GetJobByKey(report.job_id)->state, catalog::JobState::kFailed);
   EXPECT_TRUE(Rows("vm1").empty());
 }
 
@@ -362,6 +394,80 @@ TEST_F(JobRunnerTest, AgentDyingAfterFrozenIsNeverApplicationConsistent) {
   EXPECT_TRUE(agent.WaitUntil([&] { return !agent.frozen(); }, 10s));
   for (const auto& row : Rows("vm1"))
     EXPECT_NE(row.consistency, catalog::Consistency::kApplicationConsistent);
+}
+
+// An agent stalled right after receiving Freeze (SIGSTOP): the Freeze times out, and the Thaw
+// that follows waits only for what is left of the lease plus kThawMargin (the agent's own
+// lease thaws it anyway), not a fresh request timeout.
+TEST_F(JobRunnerTest, ThawAfterAFreezeTimeoutIsBoundedByTheLease) {
+  auto& agent = AddGuest("vm1", AgentBehavior::kStallAfterFreeze);
+  StartRunner();
+  auto t0 = Clock::now();
+  auto report = Snap({"vm1"}, 2000);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  std::printf("stalled agent, lease 2000 ms: job report after %lld ms\n",
+              static_cast<long long>(took.count()));
+  EXPECT_EQ(report.error_code, static_cast<int>(Code::kTimeout)) << report.error;
+  EXPECT_NE(report.consistency, kAppConsistent);
+  EXPECT_EQ(agent.freezes(), 1);
+  // Freeze: lease + kFreezeReplySlack; Thaw: nothing left of the lease + kThawMargin.
+  EXPECT_LT(took, 2000ms + limits::kFreezeReplySlack + limits::kThawMargin + 1000ms);
+  EXPECT_GE(took, 2000ms + limits::kFreezeReplySlack);
+  EXPECT_TRUE(agent.WaitUntil([&] { return !agent.frozen(); }, 5s));  // its lease thawed it
+  auto job = catalog_->GetJobByKey(report.job_id);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state, catalog::JobState::kFailed);
+}
+
+// The agent's socket closes while the daemon waits for Frozen (a stalled agent killed): the
+// job reports at once with a "session ended" error instead of waiting out any deadline.
+TEST_F(JobRunnerTest, AgentSessionEndingDuringTheFreezeEndsTheJobAtOnce) {
+  auto& agent = AddGuest("vm1", AgentBehavior::kStallAfterFreeze);
+  StartRunner();
+  std::atomic<Clock::time_point> closed{};
+  std::thread killer([&] {
+    agent.WaitUntil([&] { return agent.freezes() == 1; }, 10s);
+    std::this_thread::sleep_for(300ms);
+    closed = Clock::now();
+    agent.DropSessions();
+  });
+  auto report = Snap({"vm1"}, 8000);  // Freeze would wait 10 s, the Thaw 10 s more
+  auto reported = Clock::now();
+  killer.join();
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(reported - closed.load());
+  std::printf("agent socket closed during Freeze: job report %lld ms later\n",
+              static_cast<long long>(took.count()));
+  EXPECT_LT(took, 1000ms);
+  EXPECT_EQ(report.error_code, static_cast<int>(Code::kGuestUnreachable)) << report.error;
+  EXPECT_NE(report.error.find("session ended"), std::string::npos) << report.error;
+  EXPECT_NE(report.consistency, kAppConsistent);
+}
+
+// `quiescectl jobs` (ListJobs) shows what the job's own report showed: freeze window,
+// snapshots with their labels, writers.
+TEST_F(JobRunnerTest, ListJobsShowsWindowSnapshotsAndWritersFromTheCatalog) {
+  proto::WriterResult hook;
+  hook.name = "pg \"main\"";
+  hook.ok = true;
+  hook.state = "frozen\\ok";
+  next_writers_ = {hook};
+  AddGuest("vm1");
+  StartRunner();
+  auto report = Snap({"vm1"});
+  ASSERT_EQ(report.error_code, 0) << report.error;
+  ASSERT_GT(report.freeze_window_us, 0u);
+  ASSERT_EQ(report.snapshots.size(), 1u);
+  ASSERT_EQ(report.writers.size(), 1u);
+  EXPECT_EQ(report.writers[0], "vm1: pg \"main\": frozen\\ok");
+  auto jobs = io_.Run(runner_->ListJobs(10));
+  ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+  ASSERT_EQ(jobs->size(), 1u);
+  const auto& listed = (*jobs)[0];
+  EXPECT_EQ(listed.job_id, report.job_id);
+  EXPECT_EQ(listed.consistency, kAppConsistent);
+  EXPECT_EQ(listed.freeze_window_us, report.freeze_window_us);
+  EXPECT_EQ(listed.snapshots, report.snapshots);
+  EXPECT_EQ(listed.writers, report.writers);
 }
 
 TEST_F(JobRunnerTest, LyingAgentsFailTheJobAndAreThawed) {
