@@ -40,6 +40,11 @@ class AgentService {
   // A Thawed (also for a job that already ended: alreadyThawed), or ErrorReply unknownJob.
   // Idempotent. A Thaw that arrives while its Freeze is still running waits for it.
   virtual boost::asio::awaitable<proto::AgentBody> Thaw(const proto::Thaw& request) = 0;
+
+  // Called by the session once the reply to a Freeze, Thaw or Inventory has been written (or
+  // failed): bookkeeping that need not delay the reply (log replay, the next thaw guard) runs
+  // here. Never blocks.
+  virtual void AfterReply() {}
 };
 
 }  // namespace qb::agent

@@ -163,6 +163,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>> {
     const proto::AgentMessage reply{message.request_id, message.nonce, std::move(body)};
     Status written = co_await channel_.Write(reply);
     if (!written.ok()) log_->warn("reply {} lost: {}", message.request_id, written.ToString());
+    service_.AfterReply();
   }
 
   void Reply(std::uint64_t id, std::uint64_t nonce, proto::AgentBody body) {

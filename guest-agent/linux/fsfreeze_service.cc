@@ -97,10 +97,14 @@ FsFreezeService::FsFreezeService(asio::any_io_executor io, FsFreezeServiceOption
       options_(std::move(options)),
       log_(options_.logger ? options_.logger : spdlog::default_logger()),
       record_(options_.run_dir),
-      op_lock_(io) {}
+      op_lock_(io) {
+  asio::co_spawn(io_, ReplenishGuard(nullptr), asio::detached);
+}
 
 FsFreezeService::~FsFreezeService() {
+  alive_.reset();
   worker_.join();
+  deferred_.clear();
   if (current_ && current_->set) {
     current_->set->ThawAll();
     if (current_->guard) current_->guard->Dismiss();
@@ -277,69 +281,97 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
   asio::co_spawn(io_, WatchLease(job), asio::detached);
   auto lock = co_await op_lock_.Lock();
 
+  // Everything up to the last FIFREEZE runs in ONE hand-off to the worker (each hand-off is two
+  // thread wakeups), in this order:
+  //  1. freeze hooks, before any FIFREEZE: they may write files;
+  //  2. open the mount points; the crash record in the run dir (before anything is frozen);
+  //  3. arm the standing thaw guard (spawned ahead of time; a fresh one if it is gone);
+  //  4. FIFREEZE in reverse mount order.
+  // Logs go to memory from here on: the worker does not log.
+  RunDeferred();  // a previous job's log replay, if its Thawed reply has not gone out yet
+  job->frozen_log = std::make_unique<FrozenModeLog>(log_);
   log_->info("freeze job {}: {} file system(s), lease {} ms", job->id, job->mount_points.size(),
              job->lease.count());
-
-  // 1. Freeze hooks, before any FIFREEZE: they may write files.
   auto hooks = hook_options();
-  auto job_id = job->id;
-  const auto run_hooks = [hooks, job_id] { return RunFreezeHooks(hooks, job_id); };
-  FreezeHooksRun hook_run = co_await RunOnWorker(worker_, run_hooks);
-  job->hooks_ran = hook_run.ran;
-  job->freeze_writers = hook_run.results;
-  if (!hook_run.ok) {
-    const auto& failed = hook_run.results.back();
-    const std::string why = "freeze hook " + failed.name + " failed (" + failed.state +
-                            "): " + failed.output.substr(0, 512);
-    auto error = co_await AbortFreeze(job, proto::ErrorCode::kHookFailed, why);
-    co_return error;
-  }
-
-  // 2. Open the mount points and fork the guard while nothing is frozen yet.
-  auto mounts = job->mount_points;
-  auto deadline = job->lease_deadline;
-  const auto open_mounts = [mounts] { return FsFreezeSet::Open(mounts); };
-  auto set = co_await RunOnWorker(worker_, open_mounts);
-  if (!set.ok()) {
-    const std::string why = set.status().ToString();
-    auto error = co_await AbortFreeze(job, ErrorCodeFor(set.status()), why);
-    co_return error;
-  }
-  job->set.emplace(std::move(set).value());
-  qb::Status recorded = record_.Write(FreezeRecord{job->id, job->mount_points});
-  if (!recorded.ok()) {
-    const std::string why = "cannot write crash record: " + recorded.ToString();
-    auto error = co_await AbortFreeze(job, proto::ErrorCode::kFreezeFailed, why);
-    co_return error;
-  }
-  auto fds = job->set->fds();
-  const auto start_guard = [fds, deadline] { return ThawGuard::Start(fds, deadline); };
-  auto guard = co_await RunOnWorker(worker_, start_guard);
-  if (!guard.ok()) {
-    const std::string why = "thaw guard: " + guard.status().ToString();
-    auto error = co_await AbortFreeze(job, proto::ErrorCode::kFreezeFailed, why);
-    co_return error;
-  }
-  job->guard.emplace(std::move(guard).value());
-
-  // 3. Frozen mode, then FIFREEZE in reverse mount order.
-  job->frozen_log = std::make_unique<FrozenModeLog>(log_);
-  job->frozen_since_ns = NowNs();
-  FsFreezeSet* freeze_set = &*job->set;
-  struct FreezeResult {
+  struct Prepared {
+    FreezeHooksRun hooks;
+    std::optional<FsFreezeSet> set;
+    std::shared_ptr<ThawGuard> guard;
+    enum class Stage { kHooks, kOpen, kRecord, kGuard, kFreeze, kDone } stage = Stage::kHooks;
     qb::Status status;
     std::vector<SkippedMount> skipped;
+    std::uint64_t frozen_since_ns = 0;
   };
-  const auto freeze_all = [freeze_set] {
-    FreezeResult r;
-    r.status = freeze_set->FreezeAll(&r.skipped);
-    return r;
+  using Stage = Prepared::Stage;
+  auto spare = std::make_shared<std::optional<ThawGuard>>(std::move(spare_guard_));
+  spare_guard_.reset();
+  const FreezeRecordFile* record = &record_;
+  const auto prepare_and_freeze = [hooks, job_id = job->id, mounts = job->mount_points,
+                                   deadline = job->lease_deadline, record, spare] {
+    Prepared p;
+    p.hooks = RunFreezeHooks(hooks, job_id);
+    if (!p.hooks.ok) return p;
+    p.stage = Stage::kOpen;
+    auto set = FsFreezeSet::Open(mounts);
+    if (!set.ok()) {
+      p.status = set.status();
+      return p;
+    }
+    p.set.emplace(std::move(set).value());
+    p.stage = Stage::kRecord;
+    p.status = record->Write(FreezeRecord{job_id, mounts});
+    if (!p.status.ok()) return p;
+    p.stage = Stage::kGuard;
+    const auto fds = p.set->fds();
+    if (*spare && spare->value().Arm(fds, deadline).ok()) {
+      p.guard = std::make_shared<ThawGuard>(std::move(spare->value()));
+    } else {
+      auto fresh = ThawGuard::Start(fds, deadline);
+      if (!fresh.ok()) {
+        p.status = fresh.status();
+        return p;
+      }
+      p.guard = std::make_shared<ThawGuard>(std::move(fresh).value());
+    }
+    spare->reset();
+    p.stage = Stage::kFreeze;
+    p.frozen_since_ns = NowNs();
+    p.status = p.set->FreezeAll(&p.skipped);
+    if (!p.status.ok()) return p;
+    p.stage = Stage::kDone;
+    return p;
   };
-  FreezeResult frozen = co_await RunOnWorker(worker_, freeze_all);
-  job->skipped = frozen.skipped;
-  if (!frozen.status.ok()) {
-    const std::string why = frozen.status.ToString();
-    auto error = co_await AbortFreeze(job, ErrorCodeFor(frozen.status), why);
+  Prepared prepared = co_await RunOnWorker(worker_, prepare_and_freeze);
+  job->hooks_ran = prepared.hooks.ran;
+  job->freeze_writers = prepared.hooks.results;
+  if (prepared.set) job->set.emplace(std::move(*prepared.set));
+  if (prepared.guard) job->guard.emplace(std::move(*prepared.guard));
+  job->frozen_since_ns = prepared.frozen_since_ns;
+  job->skipped = prepared.skipped;
+  if (prepared.stage != Stage::kDone) {
+    std::string why;
+    proto::ErrorCode code = ErrorCodeFor(prepared.status);
+    switch (prepared.stage) {
+      case Stage::kHooks: {
+        const auto& failed = prepared.hooks.results.back();
+        why = "freeze hook " + failed.name + " failed (" + failed.state +
+              "): " + failed.output.substr(0, 512);
+        code = proto::ErrorCode::kHookFailed;
+        break;
+      }
+      case Stage::kRecord:
+        why = "cannot write crash record: " + prepared.status.ToString();
+        code = proto::ErrorCode::kFreezeFailed;
+        break;
+      case Stage::kGuard:
+        why = "thaw guard: " + prepared.status.ToString();
+        code = proto::ErrorCode::kFreezeFailed;
+        break;
+      default:
+        why = prepared.status.ToString();
+        break;
+    }
+    auto error = co_await AbortFreeze(job, code, why);
     co_return error;
   }
   job->frozen_at_ns = NowNs();
@@ -377,7 +409,9 @@ asio::awaitable<proto::AgentBody> FsFreezeService::AbortFreeze(const std::shared
       return true;
     };
     co_await RunOnWorker(worker_, dismiss);
+    job->guard.reset();
   }
+  if (!spare_guard_) asio::co_spawn(io_, ReplenishGuard(nullptr), asio::detached);
   job->frozen_log.reset();
   (void)record_.Remove();
   job->set.reset();
@@ -412,6 +446,7 @@ asio::awaitable<void> FsFreezeService::WatchLease(std::shared_ptr<Job> job) {
   if (job->phase == Job::Phase::kFreezing) co_return;  // Freeze ends the job when FIFREEZE returns
   auto lock = co_await op_lock_.Lock();
   if (job->phase != Job::Phase::kEnded) co_await EndJob(job, EndCause::kLeaseExpired, false);
+  RunDeferred();  // no reply goes out for a lease expiry
 }
 
 asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job>& job,
@@ -421,26 +456,37 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
   ThawGuard* guard = job->guard ? &*job->guard : nullptr;
   const auto thaw_all = [set, guard] {
     auto result = set->ThawAll();
-    if (guard) guard->Dismiss();
+    if (guard) guard->SendDone();  // reaped after the reply, with the next guard's spawn
     return result;
   };
   auto outcomes = co_await RunOnWorker(worker_, thaw_all);
   const auto thawed_at_ns = NowNs();
   job->phase = Job::Phase::kEnded;
   job->lease_timer.cancel();
-  job->frozen_log.reset();  // logs flow to their files again
   if (current_ == job) current_ = nullptr;
   ending_ = job;
   qb::Status removed = record_.Remove();
   if (!removed.ok()) log_->error("job {}: {}", job->id, removed.ToString());
 
-  auto hooks = hook_options();
-  auto ran = job->hooks_ran;
-  auto job_id = job->id;
-  const auto thaw_hooks = [hooks, ran, job_id, snapshot_ok] {
-    return RunThawHooks(hooks, ran, job_id, snapshot_ok);
-  };
-  auto thaw_writers = co_await RunOnWorker(worker_, thaw_hooks);
+  std::shared_ptr<ThawGuard> retired;
+  if (job->guard) {
+    retired = std::make_shared<ThawGuard>(std::move(*job->guard));
+    job->guard.reset();
+  }
+  // After the reply (AfterReply): the frozen-mode log is replayed, the worker reaps the old
+  // guard and forks the next spare. Until then logs stay in memory.
+  deferred_.push_back(Deferred{std::move(job->frozen_log), std::move(retired)});
+
+  std::vector<proto::WriterResult> thaw_writers;
+  if (!job->hooks_ran.empty()) {  // no freeze hook ran: no thaw hook runs, skip the hand-off
+    auto hooks = hook_options();
+    auto ran = job->hooks_ran;
+    auto job_id = job->id;
+    const auto thaw_hooks = [hooks, ran, job_id, snapshot_ok] {
+      return RunThawHooks(hooks, ran, job_id, snapshot_ok);
+    };
+    thaw_writers = co_await RunOnWorker(worker_, thaw_hooks);
+  }
 
   proto::Thawed verdict;
   verdict.job_id = job->id;
@@ -478,6 +524,37 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
   co_return verdict;
 }
 
+asio::awaitable<void> FsFreezeService::ReplenishGuard(std::shared_ptr<ThawGuard> retired) {
+  const bool spawn = !spare_guard_ && !replenishing_;
+  if (!spawn && !retired) co_return;
+  if (spawn) replenishing_ = true;
+  std::weak_ptr<int> alive = alive_;
+  const auto work = [retired, spawn]() -> Result<ThawGuard> {
+    if (retired) retired->Reap();
+    if (!spawn) return Error(Code::kCancelled, "a spare guard is there already");
+    return ThawGuard::Spawn();
+  };
+  auto spawned = co_await RunOnWorker(worker_, work);
+  if (alive.expired()) co_return;  // the service is gone; the spare exits on end of file
+  if (spawn) replenishing_ = false;
+  if (!spawn) co_return;
+  if (!spawned.ok()) {
+    log_->warn("cannot spawn a spare thaw guard (the next freeze forks its own): {}",
+               spawned.status().ToString());
+    co_return;
+  }
+  if (!spare_guard_) spare_guard_.emplace(std::move(spawned).value());
+}
+
+void FsFreezeService::RunDeferred() {
+  auto items = std::move(deferred_);
+  deferred_.clear();
+  for (auto& item : items) {
+    item.log.reset();  // logs flow to their files again
+    asio::co_spawn(io_, ReplenishGuard(std::move(item.retired)), asio::detached);
+  }
+}
+
 asio::awaitable<proto::AgentBody> FsFreezeService::Thaw(const proto::Thaw& request) {
   const auto received = Clock::now();
   std::shared_ptr<Job> job;
@@ -511,6 +588,7 @@ asio::awaitable<void> FsFreezeService::Shutdown() {
   auto job = current_;
   auto lock = co_await op_lock_.Lock();
   if (job->phase != Job::Phase::kEnded) co_await EndJob(job, EndCause::kShutdown, false);
+  RunDeferred();
 }
 
 }  // namespace qb::agent

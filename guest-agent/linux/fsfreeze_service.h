@@ -24,8 +24,11 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "common/logging.h"
 #include "common/status.h"
 #include "common/time_limits.h"
 #include "guest-agent/agent_service.h"
@@ -33,6 +36,7 @@
 #include "guest-agent/linux/freeze_record.h"
 #include "guest-agent/linux/hook_runner.h"
 #include "guest-agent/linux/inventory.h"
+#include "guest-agent/linux/thaw_guard.h"
 
 namespace qb::agent {
 
@@ -73,6 +77,8 @@ class FsFreezeService final : public AgentService {
   boost::asio::awaitable<proto::AgentBody> Inventory() override;
   boost::asio::awaitable<proto::AgentBody> Freeze(const proto::Freeze& request) override;
   boost::asio::awaitable<proto::AgentBody> Thaw(const proto::Thaw& request) override;
+  // Replays the ended job's frozen-mode log and replaces its thaw guard (see RunDeferred).
+  void AfterReply() override { RunDeferred(); }
 
   // The lease the agent grants for a request of `requested_ms` (0 = default).
   std::chrono::milliseconds GrantLease(std::uint32_t requested_ms) const;
@@ -90,6 +96,13 @@ class FsFreezeService final : public AgentService {
   boost::asio::awaitable<proto::AgentBody> AbortFreeze(const std::shared_ptr<Job>& job,
                                                        proto::ErrorCode code,
                                                        const std::string& message);
+  // Reaps `retired` (a dismissed guard) and spawns the next idle guard on the worker; keeps it
+  // as spare_guard_ unless one is there already.
+  boost::asio::awaitable<void> ReplenishGuard(std::shared_ptr<ThawGuard> retired);
+  // Work EndJob leaves for after the Thawed reply: the job's frozen-mode log (replayed to the
+  // log files when released) and its dismissed guard (reaped, and a spare spawned, on the
+  // worker). Runs before the next Freeze at the latest, so frozen-mode logs never nest.
+  void RunDeferred();
   void Remember(const proto::Thawed& verdict);
   HookOptions hook_options() const;
 
@@ -108,6 +121,15 @@ class FsFreezeService final : public AgentService {
   std::string last_job_id_;
   proto::StaleFreeze stale_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  // An idle thaw guard forked ahead of time (io thread only): Freeze arms it instead of forking.
+  std::optional<ThawGuard> spare_guard_;
+  bool replenishing_ = false;
+  struct Deferred {
+    std::unique_ptr<FrozenModeLog> log;
+    std::shared_ptr<ThawGuard> retired;
+  };
+  std::vector<Deferred> deferred_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for detached coroutines
 };
 
 }  // namespace qb::agent

@@ -56,10 +56,14 @@ class FsFreezeServiceTest : public ::testing::Test {
     request.job_id = std::move(job);
     request.volumes = std::move(volumes);
     request.lease_ms = lease_ms;
-    return RunCoro(io_, Service().Freeze(request));
+    auto reply = RunCoro(io_, Service().Freeze(request));
+    Service().AfterReply();  // as the session does once the reply is written
+    return reply;
   }
   proto::AgentBody Thaw(std::string job = "job-1", bool snapshot_ok = true) {
-    return RunCoro(io_, Service().Thaw(proto::Thaw{std::move(job), snapshot_ok}));
+    auto reply = RunCoro(io_, Service().Thaw(proto::Thaw{std::move(job), snapshot_ok}));
+    Service().AfterReply();
+    return reply;
   }
 
   void WriteHook(const std::string& name, const std::string& body) {
@@ -134,7 +138,11 @@ TEST_F(FsFreezeServiceTest, FrozenModeHoldsLogLinesInMemoryUntilThaw) {
   std::size_t before_thaw = lines();
   options_.logger->info("a line while frozen");
   EXPECT_EQ(lines(), 0u);
-  ASSERT_TRUE(std::holds_alternative<proto::Thawed>(Thaw()));
+  auto thawed = RunCoro(io_, Service().Thaw(proto::Thaw{"job-1", true}));
+  ASSERT_TRUE(std::holds_alternative<proto::Thawed>(thawed));
+  // Replayed after the Thawed reply has gone out, not before (it would delay the reply).
+  EXPECT_EQ(lines(), 0u) << "held lines were replayed before the reply";
+  Service().AfterReply();
   std::size_t after_thaw = lines();
   EXPECT_GE(after_thaw, 2u) << "held lines were not flushed after thaw";
   (void)before_thaw;

@@ -21,6 +21,17 @@ namespace {
 
 constexpr char kDoneByte = 'D';
 constexpr char kReadyByte = 'R';
+constexpr char kArmedByte = 'K';
+constexpr char kArmTag = 'A';
+constexpr int kArmChunk = 200;  // descriptors per message (SCM_MAX_FD is 253)
+
+// One arming message; kArmChunk descriptors at most ride along as SCM_RIGHTS.
+struct ArmHeader {
+  char tag;
+  char last;
+  std::int32_t count;
+  std::int64_t deadline_ms;
+};
 
 // --- Child side: async-signal-safe calls only. -------------------------------------------------
 
@@ -44,8 +55,12 @@ void CloseAllExcept(const int* keep, int keep_count) {
   }
 }
 
-[[noreturn]] void GuardMain(const int* fds, int fd_count, int control_fd, int ready_fd,
-                            std::int64_t deadline_ms) {
+[[noreturn]] void ThawAndExit(const int* fds, int fd_count, int exit_code) {
+  for (int i = 0; i < fd_count; ++i) ioctl(fds[i], FITHAW, 0);
+  _exit(exit_code);
+}
+
+[[noreturn]] void GuardMain(int control_fd) {
   // The guard outlives a service stop's SIGTERM on purpose: it ends only by "done", EOF or
   // the lease. SIGKILL still works for an administrator.
   struct sigaction ignore {};
@@ -59,8 +74,48 @@ void CloseAllExcept(const int* keep, int keep_count) {
   sigprocmask(SIG_SETMASK, &none, nullptr);
 
   char ready = kReadyByte;
-  if (write(ready_fd, &ready, 1) != 1) _exit(1);
-  close(ready_fd);
+  if (send(control_fd, &ready, 1, MSG_NOSIGNAL) != 1) _exit(1);
+
+  // Idle: wait to be armed with the descriptors to thaw and the lease deadline. EOF or "done"
+  // before any descriptor arrived: the agent went away or retired us; nothing to thaw.
+  int fds[ThawGuard::kMaxFds];
+  int fd_count = 0;
+  std::int64_t deadline_ms = 0;
+  for (;;) {
+    ArmHeader header{};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kArmChunk)];
+    iovec iov{&header, sizeof(header)};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t got = recvmsg(control_fd, &msg, 0);
+    if (got < 0 && errno == EINTR) continue;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); got > 0 && c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int n = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      const unsigned char* data = CMSG_DATA(c);
+      for (int i = 0; i < n; ++i) {
+        int fd;
+        std::memcpy(&fd, data + i * sizeof(int), sizeof(int));
+        if (fd_count < ThawGuard::kMaxFds) fds[fd_count++] = fd;
+      }
+    }
+    if (got <= 0) ThawAndExit(fds, fd_count, fd_count ? kGuardExitThawedAgentGone : 0);
+    if (got == 1 && header.tag == kDoneByte) ThawAndExit(fds, 0, kGuardExitDismissed);
+    if (got != static_cast<ssize_t>(sizeof(header)) || header.tag != kArmTag ||
+        (msg.msg_flags & MSG_CTRUNC)) {
+      // A broken arming: say nothing, so the agent times out and kills us. Thaw nothing.
+      continue;
+    }
+    deadline_ms = header.deadline_ms;
+    if (header.last) break;
+  }
+  char armed = kArmedByte;
+  if (send(control_fd, &armed, 1, MSG_NOSIGNAL) != 1) {
+    ThawAndExit(fds, fd_count, kGuardExitThawedAgentGone);
+  }
 
   int exit_code = kGuardExitThawedLease;
   for (;;) {
@@ -83,60 +138,118 @@ void CloseAllExcept(const int* keep, int keep_count) {
     exit_code = kGuardExitThawedAgentGone;  // EOF or error: the agent is gone
     break;
   }
-  for (int i = 0; i < fd_count; ++i) ioctl(fds[i], FITHAW, 0);
-  _exit(exit_code);
+  ThawAndExit(fds, fd_count, exit_code);
 }
 
-}  // namespace
-
-Result<ThawGuard> ThawGuard::Start(const std::vector<int>& fds,
-                                   std::chrono::steady_clock::time_point lease_deadline) {
-  // A socket pair, not a pipe: send(MSG_NOSIGNAL) of "done" to a guard that already exited
-  // must fail with EPIPE, not raise SIGPIPE in the agent.
-  int control[2];
-  int ready[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, control) != 0) {
-    return Error(Code::kIoError, std::string("guard pipe: ") + std::strerror(errno));
-  }
-  UniqueFd control_read(control[0]), control_write(control[1]);
-  if (pipe2(ready, O_CLOEXEC) != 0) {
-    return Error(Code::kIoError, std::string("guard pipe: ") + std::strerror(errno));
-  }
-  UniqueFd ready_read(ready[0]), ready_write(ready[1]);
-
-  // Everything the child needs is prepared before fork: it must not allocate.
-  std::vector<int> keep(fds);
-  keep.push_back(control_read.get());
-  keep.push_back(ready_write.get());
-  std::sort(keep.begin(), keep.end());
-  keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
-  auto deadline_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(lease_deadline.time_since_epoch())
-          .count();
-
-  pid_t pid = fork();
-  if (pid < 0) return Error(Code::kIoError, std::string("guard fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    CloseAllExcept(keep.data(), static_cast<int>(keep.size()));
-    GuardMain(fds.data(), static_cast<int>(fds.size()), control[0], ready[1], deadline_ms);
-  }
-  ready_write.Reset();
-  control_read.Reset();
-  ThawGuard guard(pid, std::move(control_write));
-
-  pollfd p{ready_read.get(), POLLIN, 0};
+// Waits up to limits::kGuardStartTimeout for `expected` from the guard.
+bool AwaitByte(int fd, char expected) {
+  pollfd p{fd, POLLIN, 0};
   int waited = -1;
   do {
     waited = poll(&p, 1, static_cast<int>(limits::kGuardStartTimeout.count()));
   } while (waited < 0 && errno == EINTR);
   char byte = 0;
-  if (waited != 1 || read(ready_read.get(), &byte, 1) != 1 || byte != kReadyByte) {
-    ::kill(pid, SIGKILL);
-    guard.control_.Reset();
-    guard.Reap();
+  ssize_t got = -1;
+  if (waited == 1) {
+    do {
+      got = read(fd, &byte, 1);
+    } while (got < 0 && errno == EINTR);
+  }
+  return got == 1 && byte == expected;
+}
+
+}  // namespace
+
+Result<ThawGuard> ThawGuard::Spawn() {
+  // A socket pair, not a pipe: send(MSG_NOSIGNAL) of "done" to a guard that already exited
+  // must fail with EPIPE, not raise SIGPIPE in the agent; SEQPACKET keeps each arming message
+  // (header + descriptors) whole.
+  int control[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0) {
+    return Error(Code::kIoError, std::string("guard socket: ") + std::strerror(errno));
+  }
+  UniqueFd child_end(control[0]), agent_end(control[1]);
+  int keep[1] = {control[0]};
+
+  pid_t pid = fork();
+  if (pid < 0) return Error(Code::kIoError, std::string("guard fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    CloseAllExcept(keep, 1);
+    GuardMain(control[0]);
+  }
+  child_end.Reset();
+  ThawGuard guard(pid, std::move(agent_end));
+  if (!AwaitByte(guard.control_.get(), kReadyByte)) {
+    guard.Kill();
     return Error(Code::kTimeout, "thaw guard did not start");
   }
   return guard;
+}
+
+Status ThawGuard::Arm(const std::vector<int>& fds,
+                      std::chrono::steady_clock::time_point lease_deadline) {
+  if (pid_ < 0 || !control_) return Error(Code::kInternal, "thaw guard is not running");
+  if (fds.size() > static_cast<std::size_t>(kMaxFds)) {
+    return Error(Code::kInvalidArgument,
+                 "thaw guard: more than " + std::to_string(kMaxFds) + " file systems");
+  }
+  const auto deadline_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(lease_deadline.time_since_epoch())
+          .count();
+  std::size_t sent = 0;
+  do {
+    const std::size_t n = std::min<std::size_t>(kArmChunk, fds.size() - sent);
+    ArmHeader header{};
+    header.tag = kArmTag;
+    header.last = sent + n == fds.size() ? 1 : 0;
+    header.count = static_cast<std::int32_t>(n);
+    header.deadline_ms = deadline_ms;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kArmChunk)] = {};
+    iovec iov{&header, sizeof(header)};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (n > 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+      std::memcpy(CMSG_DATA(c), fds.data() + sent, sizeof(int) * n);
+    }
+    ssize_t r;
+    do {
+      r = sendmsg(control_.get(), &msg, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r != static_cast<ssize_t>(sizeof(header))) {
+      const int err = errno;
+      Kill();
+      return Error(Code::kIoError, std::string("arming the thaw guard: ") + std::strerror(err));
+    }
+    sent += n;
+  } while (sent < fds.size());
+  if (!AwaitByte(control_.get(), kArmedByte)) {
+    Kill();
+    return Error(Code::kTimeout, "thaw guard did not confirm it is armed");
+  }
+  return Status::Ok();
+}
+
+Result<ThawGuard> ThawGuard::Start(const std::vector<int>& fds,
+                                   std::chrono::steady_clock::time_point lease_deadline) {
+  auto guard = Spawn();
+  if (!guard.ok()) return guard.status();
+  Status armed = guard->Arm(fds, lease_deadline);
+  if (!armed.ok()) return armed;
+  return guard;
+}
+
+void ThawGuard::Kill() {
+  if (pid_ < 0) return;
+  ::kill(pid_, SIGKILL);
+  control_.Reset();
+  Reap();
 }
 
 ThawGuard::ThawGuard(ThawGuard&& other) noexcept
@@ -166,6 +279,11 @@ int ThawGuard::Reap() {
 }
 
 void ThawGuard::Dismiss() {
+  SendDone();
+  Reap();
+}
+
+void ThawGuard::SendDone() {
   if (pid_ < 0) return;
   if (control_) {
     char done = kDoneByte;
@@ -175,7 +293,6 @@ void ThawGuard::Dismiss() {
     } while (n < 0 && errno == EINTR);
     control_.Reset();
   }
-  Reap();
 }
 
 bool ThawGuard::ReleaseAndThaw() {

@@ -2,6 +2,7 @@
 #include "guest-agent/linux/thaw_guard.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include "guest-agent/linux/fs_freezer.h"
 #include "guest-agent/linux/testing/loop_fs.h"
@@ -82,6 +83,64 @@ TEST_F(ThawGuardTest, DestroyingAnUndismissedGuardThaws) {
     auto guard = ThawGuard::Start(set_->fds(), Clock::now() + kLongLease);
     ASSERT_TRUE(guard.ok());
   }
+  auto outcomes = set_->ThawAll();
+  EXPECT_FALSE(outcomes[0].was_frozen);
+}
+
+// The standing guard: spawned idle before anything is frozen, armed at freeze time.
+TEST_F(ThawGuardTest, IdleGuardExitsWithoutThawing) {
+  auto guard = ThawGuard::Spawn();
+  ASSERT_TRUE(guard.ok()) << guard.status().ToString();
+  EXPECT_FALSE(guard->ReleaseAndThaw()) << "an idle guard reported a thaw";
+  EXPECT_TRUE(StillFrozen()) << "an idle guard thawed a freeze it was never given";
+}
+
+TEST_F(ThawGuardTest, SpareGuardArmedLaterThawsWhenTheAgentGoes) {
+  auto guard = ThawGuard::Spawn();
+  ASSERT_TRUE(guard.ok()) << guard.status().ToString();
+  ASSERT_TRUE(guard->Arm(set_->fds(), Clock::now() + kLongLease).ok());
+  EXPECT_TRUE(guard->ReleaseAndThaw());
+  auto outcomes = set_->ThawAll();
+  EXPECT_FALSE(outcomes[0].was_frozen) << "the armed spare guard did not thaw";
+}
+
+TEST_F(ThawGuardTest, SpareGuardArmedLaterHonoursTheLease) {
+  auto guard = ThawGuard::Spawn();
+  ASSERT_TRUE(guard.ok());
+  const auto deadline = Clock::now() + 300ms;
+  ASSERT_TRUE(guard->Arm(set_->fds(), deadline).ok());
+  EXPECT_TRUE(guard->ReleaseAndThawAfterLease());
+  EXPECT_GE(Clock::now(), deadline) << "the guard thawed before the lease ran out";
+  auto outcomes = set_->ThawAll();
+  EXPECT_FALSE(outcomes[0].was_frozen);
+}
+
+TEST_F(ThawGuardTest, SendDoneThenReapLeavesTheFreezeAlone) {
+  auto guard = ThawGuard::Start(set_->fds(), Clock::now() + kLongLease);
+  ASSERT_TRUE(guard.ok());
+  guard->SendDone();
+  EXPECT_EQ(guard->Reap(), kGuardExitDismissed);
+  EXPECT_TRUE(StillFrozen());
+}
+
+TEST_F(ThawGuardTest, ArmingADeadGuardFails) {
+  auto guard = ThawGuard::Spawn();
+  ASSERT_TRUE(guard.ok());
+  ::kill(guard->pid(), SIGKILL);
+  Status armed = guard->Arm(set_->fds(), Clock::now() + kLongLease);
+  EXPECT_FALSE(armed.ok());
+  EXPECT_EQ(guard->pid(), -1) << "a failed guard must be reaped";
+}
+
+TEST_F(ThawGuardTest, ManyDescriptorsInSeveralMessages) {
+  // More descriptors than one arming message carries (the same mount, opened again).
+  std::vector<std::string> mounts(450, mount_->mount_point());
+  auto many = FsFreezeSet::Open(mounts);
+  ASSERT_TRUE(many.ok());
+  auto guard = ThawGuard::Spawn();
+  ASSERT_TRUE(guard.ok());
+  ASSERT_TRUE(guard->Arm(many->fds(), Clock::now() + kLongLease).ok());
+  EXPECT_TRUE(guard->ReleaseAndThaw());
   auto outcomes = set_->ThawAll();
   EXPECT_FALSE(outcomes[0].was_frozen);
 }
