@@ -19,7 +19,8 @@ struct GuestSpec {
   std::string endpoint;               // "unix:/path" or "vsock:CID:PORT"
   std::vector<arrays::LunSpec> luns;  // what the host snapshots, from config / libvirt
   // Guest disk name (Inventory.disks[].name) -> LunSpec::volume, for LUNs without a WWN the
-  // guest could report (file-backed test LUNs). Checked after WWN matching.
+  // guest could report (file-backed LUNs, loop devices); from a [[guests]] LUN's `disk` key.
+  // Checked after WWN matching.
   std::map<std::string, std::string> disk_map;
   std::string source = "config";  // "config" or the libvirt URI
 };
