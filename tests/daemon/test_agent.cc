@@ -285,6 +285,10 @@ TestAgent::~TestAgent() {
     impl->io.stop();
   });
   impl_->thread.join();
+  // The aborted reads and accepts are queued but were never run: run them now so the
+  // coroutines end and release the Impl they hold (else the Impl leaks through that cycle).
+  impl_->io.restart();
+  impl_->io.poll();
   std::remove(impl_->options.socket_path.c_str());
 }
 
