@@ -16,7 +16,9 @@
 # Needs root, packaging/deps/vm.txt and packaging/deps/bench.txt, and BUILD_DIR with
 # quiesced, quiescectl, quiesce-agent (preferably -DQB_STATIC_AGENT=ON) and qb-recordwriter.
 # QB_BENCH_AGENT=PATH puts that quiesce-agent binary in the guest instead of BUILD_DIR's (to
-# compare two agents with the same host side).
+# compare two agents with the same host side). QB_BENCH_CONSOLE=FILE keeps the guest's serial
+# console (the agent's log) there; QB_BENCH_AGENT_LOG=debug runs the agent at that log level
+# (debug: per-job timing lines, logged after the Thawed reply).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -38,6 +40,7 @@ export QB_LVM_RUN=$T/vm QB_LVM_INITRD=$T/initrd.gz QB_LVM_APPEND="qb.work=1" QB_
 QPID=
 cleanup() {
     [ -n "$QPID" ] && kill "$QPID" 2>/dev/null && wait "$QPID" 2>/dev/null
+    [ -n "${QB_BENCH_CONSOLE:-}" ] && cp "$QB_LVM_RUN/sock/serial.log" "$QB_BENCH_CONSOLE" 2>/dev/null
     "$HERE/libvirt-vm.sh" stop || true
     rm -rf "$T"
 }
@@ -45,6 +48,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 "$ROOT/tests/vm/fetch-kernel.sh" >/dev/null
+if [ -n "${QB_BENCH_AGENT_LOG:-}" ]; then
+    printf '[log]\nlevel = "%s"\n' "$QB_BENCH_AGENT_LOG" > "$T/agent.toml"
+    export QB_VM_AGENT_CONFIG=$T/agent.toml
+fi
 "$HERE/build-bench-initramfs.sh" "$AGENT" "$WRITER" "$QB_LVM_INITRD" 2>/dev/null
 "$HERE/libvirt-vm.sh" start
 eval "$("$HERE/libvirt-vm.sh" env)"

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -86,6 +87,13 @@ struct FsFreezeService::Job {
   std::vector<SkippedMount> skipped;
   std::uint64_t frozen_since_ns = 0;
   std::uint64_t frozen_at_ns = 0;
+  // Timing points (steady ns) for the debug line logged after the Thawed reply.
+  std::uint64_t frozen_reply_ns = 0;
+  // Before FIFREEZE: handed to the worker, worker started, hooks, open, crash record done.
+  std::array<std::uint64_t, 5> prepare_ns{};
+  std::uint64_t thaw_received_ns = 0;
+  std::uint64_t thawed_at_ns = 0;
+  std::uint64_t thawed_reply_ns = 0;
   bool frozen_reply_sent = false;
   bool lease_expired = false;
   std::uint64_t lease_expired_at_ns = 0;
@@ -104,6 +112,9 @@ FsFreezeService::FsFreezeService(asio::any_io_executor io, FsFreezeServiceOption
 FsFreezeService::~FsFreezeService() {
   alive_.reset();
   worker_.join();
+  for (auto& item : deferred_) {
+    if (item.retired) item.retired->SendDone();
+  }
   deferred_.clear();
   if (current_ && current_->set) {
     current_->set->ThawAll();
@@ -301,6 +312,8 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
     qb::Status status;
     std::vector<SkippedMount> skipped;
     std::uint64_t frozen_since_ns = 0;
+    std::uint64_t frozen_at_ns = 0;
+    std::array<std::uint64_t, 5> marks{};
   };
   using Stage = Prepared::Stage;
   auto spare = std::make_shared<std::optional<ThawGuard>>(std::move(spare_guard_));
@@ -309,7 +322,9 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
   const auto prepare_and_freeze = [hooks, job_id = job->id, mounts = job->mount_points,
                                    deadline = job->lease_deadline, record, spare] {
     Prepared p;
+    p.marks[1] = NowNs();
     p.hooks = RunFreezeHooks(hooks, job_id);
+    p.marks[2] = NowNs();
     if (!p.hooks.ok) return p;
     p.stage = Stage::kOpen;
     auto set = FsFreezeSet::Open(mounts);
@@ -318,8 +333,10 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
       return p;
     }
     p.set.emplace(std::move(set).value());
+    p.marks[3] = NowNs();
     p.stage = Stage::kRecord;
     p.status = record->Write(FreezeRecord{job_id, mounts});
+    p.marks[4] = NowNs();
     if (!p.status.ok()) return p;
     p.stage = Stage::kGuard;
     const auto fds = p.set->fds();
@@ -338,10 +355,14 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
     p.frozen_since_ns = NowNs();
     p.status = p.set->FreezeAll(&p.skipped);
     if (!p.status.ok()) return p;
+    p.frozen_at_ns = NowNs();
     p.stage = Stage::kDone;
     return p;
   };
+  const auto handed_ns = NowNs();
   Prepared prepared = co_await RunOnWorker(worker_, prepare_and_freeze);
+  job->prepare_ns = prepared.marks;
+  job->prepare_ns[0] = handed_ns;
   job->hooks_ran = prepared.hooks.ran;
   job->freeze_writers = prepared.hooks.results;
   if (prepared.set) job->set.emplace(std::move(*prepared.set));
@@ -374,7 +395,7 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
     auto error = co_await AbortFreeze(job, code, why);
     co_return error;
   }
-  job->frozen_at_ns = NowNs();
+  job->frozen_at_ns = prepared.frozen_at_ns;  // when the last FIFREEZE returned
   job->phase = Job::Phase::kFrozen;
   if (job->lease_expired) {
     co_await EndJob(job, EndCause::kLeaseExpired, false);
@@ -393,6 +414,7 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
   reply.lease_expires_at_ns = ToNs(job->lease_deadline);
   reply.freeze_duration_ns = job->frozen_at_ns - ToNs(job->received);
   job->frozen_reply_sent = true;
+  job->frozen_reply_ns = NowNs();
   log_->info("job {} frozen: {} file system(s), {} skipped", job->id, reply.frozen_volumes.size(),
              reply.skipped_volumes.size());
   co_return reply;
@@ -453,14 +475,20 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
                                                        EndCause cause, bool snapshot_ok) {
   if (job->phase == Job::Phase::kEnded) co_return finished_.at(job->id);
   FsFreezeSet* set = &*job->set;
-  ThawGuard* guard = job->guard ? &*job->guard : nullptr;
-  const auto thaw_all = [set, guard] {
-    auto result = set->ThawAll();
-    if (guard) guard->SendDone();  // reaped after the reply, with the next guard's spawn
-    return result;
+  struct ThawResult {
+    std::vector<ThawOutcome> outcomes;
+    std::uint64_t thawed_at_ns = 0;
   };
-  auto outcomes = co_await RunOnWorker(worker_, thaw_all);
-  const auto thawed_at_ns = NowNs();
+  const auto thaw_all = [set] {
+    ThawResult r;
+    r.outcomes = set->ThawAll();
+    r.thawed_at_ns = NowNs();  // when the last FITHAW returned
+    return r;
+  };
+  ThawResult thawed = co_await RunOnWorker(worker_, thaw_all);
+  const auto& outcomes = thawed.outcomes;
+  const auto thawed_at_ns = thawed.thawed_at_ns;
+  job->thawed_at_ns = thawed_at_ns;
   job->phase = Job::Phase::kEnded;
   job->lease_timer.cancel();
   if (current_ == job) current_ = nullptr;
@@ -473,9 +501,9 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
     retired = std::make_shared<ThawGuard>(std::move(*job->guard));
     job->guard.reset();
   }
-  // After the reply (AfterReply): the frozen-mode log is replayed, the worker reaps the old
-  // guard and forks the next spare. Until then logs stay in memory.
-  deferred_.push_back(Deferred{std::move(job->frozen_log), std::move(retired)});
+  // After the reply (AfterReply): the frozen-mode log is replayed, the old guard is dismissed
+  // and reaped and the next spare forked on the worker. Until then logs stay in memory.
+  deferred_.push_back(Deferred{std::move(job->frozen_log), std::move(retired), job});
 
   std::vector<proto::WriterResult> thaw_writers;
   if (!job->hooks_ran.empty()) {  // no freeze hook ran: no thaw hook runs, skip the hand-off
@@ -521,6 +549,7 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
   if (ending_ == job) ending_ = nullptr;
   log_->info("job {} thawed: held whole window: {}{}", job->id, verdict.held_whole_window,
              verdict.held_whole_window ? "" : " (" + verdict.not_held_reason + ")");
+  job->thawed_reply_ns = NowNs();
   co_return verdict;
 }
 
@@ -550,7 +579,26 @@ void FsFreezeService::RunDeferred() {
   auto items = std::move(deferred_);
   deferred_.clear();
   for (auto& item : items) {
+    // "done" only now: the guard's exit (a forked process's teardown) would otherwise take the
+    // CPU from the Thawed reply. Until then it holds descriptors of thawed file systems, which
+    // it would at worst "thaw" again (EINVAL).
+    if (item.retired) item.retired->SendDone();
     item.log.reset();  // logs flow to their files again
+    if (const auto& j = item.job; j && log_->should_log(spdlog::level::debug)) {
+      const auto us = [](std::uint64_t from, std::uint64_t to) -> long long {
+        return from && to ? static_cast<long long>(to - from) / 1000 : -1;
+      };
+      const auto received_ns = ToNs(j->received);
+      const auto& m = j->prepare_ns;
+      log_->debug(
+          "job {} timings (us): freeze request->worker hand-off {} ->worker runs {} ->hooks {} "
+          "->open {} ->record {} ->guard armed {} ->FIFREEZE done {} ->Frozen reply {}; thaw "
+          "request->FITHAW done {} ->Thawed reply {}",
+          j->id, us(received_ns, m[0]), us(m[0], m[1]), us(m[1], m[2]), us(m[2], m[3]),
+          us(m[3], m[4]), us(m[4], j->frozen_since_ns), us(j->frozen_since_ns, j->frozen_at_ns),
+          us(j->frozen_at_ns, j->frozen_reply_ns), us(j->thaw_received_ns, j->thawed_at_ns),
+          us(j->thawed_at_ns, j->thawed_reply_ns));
+    }
     asio::co_spawn(io_, ReplenishGuard(std::move(item.retired)), asio::detached);
   }
 }
@@ -568,6 +616,7 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Thaw(const proto::Thaw& reque
       job->lease_expired = true;
       job->lease_expired_at_ns = ToNs(job->lease_deadline);
     }
+    if (!job->thaw_received_ns) job->thaw_received_ns = ToNs(received);
     auto lock = co_await op_lock_.Lock();
     if (job->phase != Job::Phase::kEnded) {
       proto::Thawed verdict = co_await EndJob(job, EndCause::kThaw, request.snapshot_ok);

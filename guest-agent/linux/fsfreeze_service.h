@@ -127,6 +127,7 @@ class FsFreezeService final : public AgentService {
   struct Deferred {
     std::unique_ptr<FrozenModeLog> log;
     std::shared_ptr<ThawGuard> retired;
+    std::shared_ptr<Job> job;  // for its timing line (debug)
   };
   std::vector<Deferred> deferred_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for detached coroutines
