@@ -1,12 +1,16 @@
 #include "guest-agent/linux/freeze_record.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "common/unique_fd.h"
 
 namespace qb::agent {
 namespace {
@@ -45,19 +49,30 @@ std::string Unescape(std::string_view text) {
 FreezeRecordFile::FreezeRecordFile(std::string run_dir) : run_dir_(std::move(run_dir)) {}
 
 Status FreezeRecordFile::Write(const FreezeRecord& record) const {
-  if (::mkdir(run_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Error(Code::kIoError, "run dir " + run_dir_ + ": " + std::strerror(errno));
+  // On the freeze path: plain system calls (no iostream), the run dir created only when the
+  // file cannot be opened. Written whole to a temp file, then renamed: a reader never sees half.
+  std::string text = std::string(kHeader) + "\n";
+  text += "job " + Escape(record.job_id) + "\n";
+  for (const auto& mount : record.mount_points) text += "mount " + Escape(mount) + "\n";
+  const std::string temp = path() + ".tmp";
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+  int fd = ::open(temp.c_str(), flags, 0600);
+  if (fd < 0 && errno == ENOENT) {
+    if (::mkdir(run_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Error(Code::kIoError, "run dir " + run_dir_ + ": " + std::strerror(errno));
+    }
+    fd = ::open(temp.c_str(), flags, 0600);
   }
-  std::string temp = path() + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    if (!out) return Error(Code::kIoError, "cannot write " + temp);
-    out << kHeader << "\n";
-    out << "job " << Escape(record.job_id) << "\n";
-    for (const auto& mount : record.mount_points) out << "mount " << Escape(mount) << "\n";
-    out.flush();
-    if (!out) return Error(Code::kIoError, "cannot write " + temp);
+  if (fd < 0) return Error(Code::kIoError, "cannot write " + temp + ": " + std::strerror(errno));
+  UniqueFd owned(fd);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Error(Code::kIoError, "cannot write " + temp + ": " + std::strerror(errno));
+    done += static_cast<std::size_t>(n);
   }
+  owned.Reset();
   if (std::rename(temp.c_str(), path().c_str()) != 0) {
     return Error(Code::kIoError, "rename " + temp + ": " + std::strerror(errno));
   }

@@ -26,6 +26,24 @@ TEST(FreezeRecordTest, RoundTripsAndRemoves) {
   EXPECT_TRUE(file.Remove().ok());
 }
 
+TEST(FreezeRecordTest, ASecondWriteReplacesTheFirstWhole) {
+  testing::TempDir dir;
+  FreezeRecordFile file(dir.path() + "/run");
+  ASSERT_TRUE(file.Write(FreezeRecord{"job-long", {"/srv/a", "/srv/b", "/srv/c"}}).ok());
+  FreezeRecord shorter{"job-2", {"/x"}};
+  ASSERT_TRUE(file.Write(shorter).ok());
+  auto read = file.Read();
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ(**read, shorter);
+}
+
+TEST(FreezeRecordTest, AnUncreatableRunDirIsAnError) {
+  testing::TempDir dir;
+  FreezeRecordFile file(dir.path() + "/missing/parent/run");
+  EXPECT_FALSE(file.Write(FreezeRecord{"job-1", {"/srv/a"}}).ok());
+}
+
 TEST(FreezeRecordTest, GarbageIsAnError) {
   testing::TempDir dir;
   FreezeRecordFile file(dir.path());

@@ -92,6 +92,7 @@ struct FsFreezeService::Job {
   // Before FIFREEZE: handed to the worker, worker started, hooks, open, crash record done.
   std::array<std::uint64_t, 5> prepare_ns{};
   std::uint64_t thaw_received_ns = 0;
+  std::uint64_t thaw_worker_ns = 0;  // the worker began FITHAW
   std::uint64_t thawed_at_ns = 0;
   std::uint64_t thawed_reply_ns = 0;
   bool frozen_reply_sent = false;
@@ -213,7 +214,11 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Inventory() {
   auto guard = co_await op_lock_.Lock();
   InventorySources sources{options_.mountinfo_path, options_.sysfs_root};
   const auto collect = [sources] { return CollectInventory(sources); };
+  const auto started = Clock::now();
   auto inventory = co_await RunOnWorker(worker_, collect);
+  log_->debug(
+      "inventory in {} us",
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
   if (!inventory.ok()) {
     co_return ErrorBody(proto::ErrorCode::kInternal, inventory.status().ToString());
   }
@@ -478,9 +483,11 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
   struct ThawResult {
     std::vector<ThawOutcome> outcomes;
     std::uint64_t thawed_at_ns = 0;
+    std::uint64_t started_ns = 0;
   };
   const auto thaw_all = [set] {
     ThawResult r;
+    r.started_ns = NowNs();
     r.outcomes = set->ThawAll();
     r.thawed_at_ns = NowNs();  // when the last FITHAW returned
     return r;
@@ -489,6 +496,7 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
   const auto& outcomes = thawed.outcomes;
   const auto thawed_at_ns = thawed.thawed_at_ns;
   job->thawed_at_ns = thawed_at_ns;
+  job->thaw_worker_ns = thawed.started_ns;
   job->phase = Job::Phase::kEnded;
   job->lease_timer.cancel();
   if (current_ == job) current_ = nullptr;
@@ -593,11 +601,11 @@ void FsFreezeService::RunDeferred() {
       log_->debug(
           "job {} timings (us): freeze request->worker hand-off {} ->worker runs {} ->hooks {} "
           "->open {} ->record {} ->guard armed {} ->FIFREEZE done {} ->Frozen reply {}; thaw "
-          "request->FITHAW done {} ->Thawed reply {}",
+          "request->worker runs {} ->FITHAW done {} ->Thawed reply {}",
           j->id, us(received_ns, m[0]), us(m[0], m[1]), us(m[1], m[2]), us(m[2], m[3]),
           us(m[3], m[4]), us(m[4], j->frozen_since_ns), us(j->frozen_since_ns, j->frozen_at_ns),
-          us(j->frozen_at_ns, j->frozen_reply_ns), us(j->thaw_received_ns, j->thawed_at_ns),
-          us(j->thawed_at_ns, j->thawed_reply_ns));
+          us(j->frozen_at_ns, j->frozen_reply_ns), us(j->thaw_received_ns, j->thaw_worker_ns),
+          us(j->thaw_worker_ns, j->thawed_at_ns), us(j->thawed_at_ns, j->thawed_reply_ns));
     }
     asio::co_spawn(io_, ReplenishGuard(std::move(item.retired)), asio::detached);
   }
