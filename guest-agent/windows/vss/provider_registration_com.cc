@@ -19,33 +19,12 @@
 #include <cstdio>
 #include <string>
 
+#include "guest-agent/windows/vss/com_ptr.h"
 #include "guest-agent/windows/vss/provider_ids.h"
 
 namespace qb::agent::win {
 
 namespace {
-
-template <typename T>
-class ComPtr {
- public:
-  ComPtr() = default;
-  ~ComPtr() { Reset(); }
-  ComPtr(const ComPtr&) = delete;
-  ComPtr& operator=(const ComPtr&) = delete;
-  T* operator->() const { return p_; }
-  T* get() const { return p_; }
-  T** put() {
-    Reset();
-    return &p_;
-  }
-  void Reset() {
-    if (p_) p_->Release();
-    p_ = nullptr;
-  }
-
- private:
-  T* p_ = nullptr;
-};
 
 class Bstr {
  public:
