@@ -1,7 +1,12 @@
 // libFuzzer target: arbitrary bytes through the frame decoder and every message decoder, the
-// path every byte a guest sends takes. Must never crash, leak, or allocate past the limits.
+// path every byte a guest sends takes. Must never crash, leak, or allocate past the limits, and
+// the frame reader's work must stay linear in the bytes fed: an input over the bound aborts, so
+// a quadratic input is a finding like a crash (CI runs it with -max_len large enough to hold
+// thousands of nested headers).
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <span>
 
 #include "protocol/codec.h"
@@ -21,6 +26,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (void)qb::proto::DecodeAgent(*payload, limits);
       (void)qb::proto::DecodeControlRequest(*payload, limits);
       (void)qb::proto::DecodeControlReply(*payload, limits);
+    }
+    const auto& stats = decoder.stats();
+    if (stats.work() > qb::proto::FrameDecoder::kWorkPerByteFed * stats.bytes_fed +
+                           qb::proto::FrameDecoder::kWorkSlack) {
+      std::fprintf(stderr, "frame reader work %llu for %llu bytes fed: over the bound\n",
+                   static_cast<unsigned long long>(stats.work()),
+                   static_cast<unsigned long long>(stats.bytes_fed));
+      std::abort();
     }
   }
   // 2. As a bare payload (skipping the frame CRC, so the fuzzer reaches the decoders quickly).
