@@ -7,7 +7,9 @@
 #   2. with a 30 s lease, quiesced is killed (crash point freeze.after-frozen) while the guest
 #      is frozen; the restarted daemon thaws it (Thaw, snapshot-OK false) well before the lease
 #      ends, without waiting for reconcile; the time from restart to thawed is printed; the
-#      agent never saw its lease expire; the job is not labelled application-consistent.
+#      agent never saw its lease expire; the job is not labelled application-consistent;
+#   3. the same kill, but the restarted daemon's catalog does not know the job: it logs that and
+#      leaves the guest to its lease (still frozen seconds after the reconnect).
 # Root only (loop devices, mounts, FIFREEZE): exits 77 otherwise. Everything lives in one temp
 # dir and is torn down on every path.
 # Usage: restart_thaw_test.sh QUIESCED QUIESCECTL QUIESCE_AGENT
@@ -134,3 +136,22 @@ echo "$jobs" | jq -e 'length == 1 and .[0].state == "reconciled" and .[0].consis
 kill -TERM $DAEMON; wait $DAEMON; rc=$?
 [ $rc -eq 0 ] || fail "daemon exit $rc after SIGTERM"
 echo "ok 2 restart thawed the guest ${THAW_MS} ms after the restart (lease ${LEASE_MS} ms); job reconciled, not application-consistent"
+
+# 3. A frozen job the catalog does not know (a fresh state dir): logged, left to the lease.
+start_daemon freeze.after-frozen
+wait_for 30 connected || fail "daemon did not connect to the agent (3)"
+"$CTL" --socket "$T/quiesced.sock" snapshot vm1 --lease-ms $LEASE_MS --json > "$T/job3.json" 2>&1
+wait $DAEMON 2>/dev/null
+rm -rf "$T/state"
+mkdir -p "$T/state"
+( echo probe3 > "$T/guest/probe3"; sync -f "$T/guest/probe3"; now_ms > "$T/probe3.done" ) &
+PROBE=$!
+start_daemon
+unknown_logged() { grep -q "which the catalog does not know" "$T/daemon.log"; }
+wait_for 20 unknown_logged || fail "no log line for a job the catalog does not know"
+sleep 2
+[ -e "$T/probe3.done" ] && fail "a job the catalog does not know was thawed by the daemon"
+kill -TERM $DAEMON; wait $DAEMON
+fsfreeze -u "$T/guest" 2>/dev/null
+wait $PROBE; PROBE=
+echo "ok 3 a frozen job unknown to the catalog is logged and left to the lease"
