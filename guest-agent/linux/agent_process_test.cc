@@ -320,6 +320,109 @@ TEST_F(AgentProcessTest, StatusPingAndThawAreAnsweredWhileAFreezeIsInProgress) {
   EXPECT_FALSE(IsFrozen());
 }
 
+// Freeze hooks that append "PHASE NAME ok=QUIESCE_SNAPSHOT_OK recovery=QUIESCE_RECOVERY" to
+// hooks.log; `waiting` (if any) waits in its freeze for the file "go" (up to 20 s).
+class AgentHookRecoveryTest : public AgentProcessTest {
+ protected:
+  void WriteHooks(const std::vector<std::string>& names, const std::string& waiting = "") {
+    for (const auto& name : names) {
+      std::string path = dir_.path() + "/hooks/" + name;
+      std::ofstream hook(path);
+      hook << "#!/bin/sh\necho \"$1 " << name
+           << " ok=$QUIESCE_SNAPSHOT_OK recovery=$QUIESCE_RECOVERY\" >> '" << log_path() << "'\n";
+      if (name == waiting) {
+        hook << "[ \"$1\" = freeze ] || exit 0\ni=0; while [ ! -e '" << dir_.path()
+             << "/go' ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done\n";
+      }
+      hook.close();
+      ::chmod(path.c_str(), 0755);
+    }
+  }
+  std::string log_path() const { return dir_.path() + "/hooks.log"; }
+  std::vector<std::string> HookLog() const {
+    std::vector<std::string> lines;
+    std::ifstream in(log_path());
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  }
+  // Restarts the agent with QB_CRASH_POINT=`point` ("" = none).
+  void RestartWithCrashPoint(const std::string& point) {
+    if (client_) client_->Close();
+    client_.reset();
+    agent_->Stop();
+    if (point.empty())
+      ::unsetenv("QB_CRASH_POINT");
+    else
+      ::setenv("QB_CRASH_POINT", point.c_str(), 1);
+    bool started = agent_->Start();
+    ::unsetenv("QB_CRASH_POINT");
+    ASSERT_TRUE(started);
+  }
+  // Sends a Freeze the agent never answers (it dies at its crash point).
+  void FreezeAndDie() {
+    client_ = Connect();
+    Hello(*client_, 21);
+    auto reply = RunCoro(io_, client_->Request(FreezeRequest(60000), kRequest));
+    EXPECT_FALSE(reply.ok()) << "the agent should have died at its crash point";
+    client_->Close();
+    client_.reset();
+  }
+};
+
+TEST_F(AgentHookRecoveryTest, KillAfterTheFirstFreezeHookThawsOnlyThatHookOnRestart) {
+  WriteHooks({"10-a", "20-b", "30-c"});
+  RestartWithCrashPoint("agent.hooks.after-first-freeze");
+  FreezeAndDie();
+  ASSERT_EQ(HookLog(), (std::vector<std::string>{"freeze 10-a ok= recovery="}));
+  RestartWithCrashPoint("");  // recovery runs before the agent serves
+  EXPECT_EQ(HookLog(),
+            (std::vector<std::string>{"freeze 10-a ok= recovery=", "thaw 10-a ok=0 recovery=1"}));
+  EXPECT_FALSE(IsFrozen());
+}
+
+TEST_F(AgentHookRecoveryTest, KillDuringAFreezeHookThawsEveryHookWhoseFreezeStarted) {
+  WriteHooks({"10-a", "20-b", "30-c"}, "20-b");
+  client_ = Connect();
+  Hello(*client_, 22);
+  const proto::AgentBody freeze_body = FreezeRequest(60000);
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> { (void)co_await client_->Request(freeze_body, kRequest); },
+      asio::detached);
+  ASSERT_TRUE(testing::RunUntil(
+      io_, [&] { return HookLog().size() == 2; }, kRequest));
+  agent_->Stop();                                // kill -9 while 20-b's freeze runs
+  std::ofstream(dir_.path() + "/go") << "go\n";  // let the orphaned hook end
+  client_->Close();
+  client_.reset();
+  RestartWithCrashPoint("");
+  EXPECT_EQ(HookLog(),
+            (std::vector<std::string>{"freeze 10-a ok= recovery=", "freeze 20-b ok= recovery=",
+                                      "thaw 20-b ok=0 recovery=1", "thaw 10-a ok=0 recovery=1"}));
+  EXPECT_FALSE(IsFrozen());
+}
+
+TEST_F(AgentHookRecoveryTest, KillWhileFrozenThawsTheFileSystemsThenEveryHookInReverse) {
+  WriteHooks({"10-a", "20-b", "30-c"});
+  RestartWithCrashPoint("agent.after-freeze");
+  FreezeAndDie();
+  RestartWithCrashPoint("");
+  EXPECT_EQ(HookLog(),
+            (std::vector<std::string>{"freeze 10-a ok= recovery=", "freeze 20-b ok= recovery=",
+                                      "freeze 30-c ok= recovery=", "thaw 30-c ok=0 recovery=1",
+                                      "thaw 20-b ok=0 recovery=1", "thaw 10-a ok=0 recovery=1"}));
+  EXPECT_FALSE(IsFrozen());
+  client_ = Connect();
+  auto hello = Hello(*client_, 23);
+  EXPECT_EQ(hello.stale_freeze_cleared.job_id, "job-p");
+  // A normal job afterwards: its thaw hooks carry no recovery flag.
+  ASSERT_TRUE(std::holds_alternative<proto::Frozen>(Request(*client_, FreezeRequest(30000))));
+  ASSERT_TRUE(std::holds_alternative<proto::Thawed>(Request(*client_, proto::Thaw{"job-p", true})));
+  auto log = HookLog();
+  ASSERT_EQ(log.size(), 12u);
+  EXPECT_EQ(log[9], "thaw 30-c ok=1 recovery=");
+}
+
 TEST_F(AgentProcessTest, ThawAllThawsWhatTheRecordLists) {
   agent_->Stop();
   // A dead agent's leftovers whose guard also died: frozen, with a crash record.

@@ -15,7 +15,8 @@
 namespace qb::agent {
 namespace {
 
-constexpr const char* kHeader = "quiesce-agent freeze record 1";
+constexpr const char* kHeader = "quiesce-agent freeze record 2";
+constexpr const char* kHeaderV1 = "quiesce-agent freeze record 1";  // read, never written
 
 std::string Escape(const std::string& text) {
   std::string out;
@@ -53,6 +54,8 @@ Status FreezeRecordFile::Write(const FreezeRecord& record) const {
   // file cannot be opened. Written whole to a temp file, then renamed: a reader never sees half.
   std::string text = std::string(kHeader) + "\n";
   text += "job " + Escape(record.job_id) + "\n";
+  for (const auto& hook : record.hooks_started) text += "hook-started " + Escape(hook) + "\n";
+  for (const auto& hook : record.hooks_done) text += "hook-done " + Escape(hook) + "\n";
   for (const auto& mount : record.mount_points) text += "mount " + Escape(mount) + "\n";
   const std::string temp = path() + ".tmp";
   const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
@@ -86,13 +89,17 @@ Result<std::optional<FreezeRecord>> FreezeRecordFile::Read() const {
     return Error(Code::kIoError, "cannot read " + path());
   }
   std::string line;
-  if (!std::getline(in, line) || line != kHeader) {
+  if (!std::getline(in, line) || (line != kHeader && line != kHeaderV1)) {
     return Error(Code::kInvalidArgument, path() + ": not a freeze record");
   }
   FreezeRecord record;
   while (std::getline(in, line)) {
     if (line.rfind("job ", 0) == 0) {
       record.job_id = Unescape(std::string_view(line).substr(4));
+    } else if (line.rfind("hook-started ", 0) == 0) {
+      record.hooks_started.push_back(Unescape(std::string_view(line).substr(13)));
+    } else if (line.rfind("hook-done ", 0) == 0) {
+      record.hooks_done.push_back(Unescape(std::string_view(line).substr(10)));
     } else if (line.rfind("mount ", 0) == 0) {
       record.mount_points.push_back(Unescape(std::string_view(line).substr(6)));
     } else if (!line.empty()) {

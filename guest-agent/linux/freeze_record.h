@@ -1,12 +1,18 @@
-// The crash record: what the agent is about to freeze, written to its run directory (tmpfs
-// /run by default, never a file system it freezes) before the first FIFREEZE and removed after
-// the last FITHAW. A restarted agent finds it and thaws those mount points before anything
-// else; `quiesce-agent --thaw-all` does the same by hand.
+// The crash record: what the agent has started for a freeze job, in its run directory (tmpfs
+// /run by default, never a file system it freezes). Written before the first freeze hook
+// starts and rewritten as each hook starts and finishes (an intent record), then with the
+// mount points before the first FIFREEZE; after the last FITHAW it keeps only the hooks still
+// owed a `thaw`, and it is removed once their thaw hooks ran. A restarted agent finds it,
+// thaws the mount points, then runs `thaw` (recovery flag set) for every hook whose `freeze`
+// started, before anything else; `quiesce-agent --thaw-all` does the same by hand.
 //
-// Format (text, one item per line, mount points with \n and \\ escaped):
-//   quiesce-agent freeze record 1
+// Format (text, one item per line, names and mount points with \n and \\ escaped):
+//   quiesce-agent freeze record 2
 //   job <job id>
+//   hook-started <hook name>   (its `freeze` was started; in run order)
+//   hook-done <hook name>      (its `freeze` finished, whatever its result)
 //   mount <mount point>
+// Version 1 (no hook lines) is still read: a record of an older agent.
 #pragma once
 
 #include <optional>
@@ -20,6 +26,8 @@ namespace qb::agent {
 struct FreezeRecord {
   std::string job_id;
   std::vector<std::string> mount_points;
+  std::vector<std::string> hooks_started;  // freeze hooks whose `freeze` started, in run order
+  std::vector<std::string> hooks_done;     // those whose `freeze` finished
   bool operator==(const FreezeRecord&) const = default;
 };
 

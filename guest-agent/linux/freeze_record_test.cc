@@ -15,7 +15,7 @@ TEST(FreezeRecordTest, RoundTripsAndRemoves) {
   auto none = file.Read();
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
-  FreezeRecord record{"job-7", {"/srv/a", "/srv/with\nnewline", "/srv/back\\slash"}};
+  FreezeRecord record{"job-7", {"/srv/a", "/srv/with\nnewline", "/srv/back\\slash"}, {}, {}};
   ASSERT_TRUE(file.Write(record).ok());
   auto read = file.Read();
   ASSERT_TRUE(read.ok());
@@ -29,8 +29,8 @@ TEST(FreezeRecordTest, RoundTripsAndRemoves) {
 TEST(FreezeRecordTest, ASecondWriteReplacesTheFirstWhole) {
   testing::TempDir dir;
   FreezeRecordFile file(dir.path() + "/run");
-  ASSERT_TRUE(file.Write(FreezeRecord{"job-long", {"/srv/a", "/srv/b", "/srv/c"}}).ok());
-  FreezeRecord shorter{"job-2", {"/x"}};
+  ASSERT_TRUE(file.Write(FreezeRecord{"job-long", {"/srv/a", "/srv/b", "/srv/c"}, {}, {}}).ok());
+  FreezeRecord shorter{"job-2", {"/x"}, {}, {}};
   ASSERT_TRUE(file.Write(shorter).ok());
   auto read = file.Read();
   ASSERT_TRUE(read.ok()) << read.status().ToString();
@@ -41,7 +41,33 @@ TEST(FreezeRecordTest, ASecondWriteReplacesTheFirstWhole) {
 TEST(FreezeRecordTest, AnUncreatableRunDirIsAnError) {
   testing::TempDir dir;
   FreezeRecordFile file(dir.path() + "/missing/parent/run");
-  EXPECT_FALSE(file.Write(FreezeRecord{"job-1", {"/srv/a"}}).ok());
+  EXPECT_FALSE(file.Write(FreezeRecord{"job-1", {"/srv/a"}, {}, {}}).ok());
+}
+
+TEST(FreezeRecordTest, RecordsWhichFreezeHooksStartedAndFinished) {
+  testing::TempDir dir;
+  FreezeRecordFile file(dir.path() + "/run");
+  FreezeRecord record;
+  record.job_id = "job-h";
+  record.hooks_started = {"10-a", "20-with\nnewline"};
+  record.hooks_done = {"10-a"};
+  ASSERT_TRUE(file.Write(record).ok());
+  auto read = file.Read();
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ(**read, record);
+}
+
+TEST(FreezeRecordTest, TheFirstRecordVersionIsStillRead) {
+  testing::TempDir dir;
+  FreezeRecordFile file(dir.path());
+  std::ofstream(file.path()) << "quiesce-agent freeze record 1\njob old\nmount /srv/a\n";
+  auto read = file.Read();
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ((*read)->job_id, "old");
+  EXPECT_EQ((*read)->mount_points, std::vector<std::string>{"/srv/a"});
+  EXPECT_TRUE((*read)->hooks_started.empty());
 }
 
 TEST(FreezeRecordTest, GarbageIsAnError) {

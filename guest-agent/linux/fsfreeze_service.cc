@@ -12,6 +12,7 @@
 #include <fstream>
 #include <optional>
 
+#include "common/crash_point.h"
 #include "common/logging.h"
 #include "guest-agent/linux/fs_freezer.h"
 #include "guest-agent/linux/thaw_guard.h"
@@ -121,8 +122,15 @@ FsFreezeService::~FsFreezeService() {
     current_->set->ThawAll();
     if (current_->guard) current_->guard->Dismiss();
     current_->frozen_log.reset();
-    (void)record_.Remove();
+    // Hooks that ran `freeze` still owe a `thaw`: the next agent runs it (RecoverStaleFreeze).
+    (void)KeepHooksOwedThaw(current_->id, current_->hooks_ran);
   }
+}
+
+qb::Status FsFreezeService::KeepHooksOwedThaw(const std::string& job_id,
+                                              const std::vector<std::string>& hooks_ran) const {
+  if (hooks_ran.empty()) return record_.Remove();
+  return record_.Write(FreezeRecord{job_id, {}, hooks_ran, hooks_ran});
 }
 
 HookOptions FsFreezeService::hook_options() const {
@@ -157,6 +165,20 @@ qb::Status FsFreezeService::RecoverStaleFreeze() {
     }
   }
   stale_.thawed_at_ns = NowNs();
+  // After the thaw, like a normal job: `thaw` for every hook whose `freeze` started (the one
+  // the crash interrupted included), in reverse order, snapshot not OK, recovery flag set.
+  if (!stale.hooks_started.empty()) {
+    auto results = RunThawHooks(hook_options(), stale.hooks_started, stale.job_id,
+                                /*snapshot_ok=*/false, /*recovery=*/true);
+    for (const auto& r : results) {
+      if (r.ok) {
+        log_->warn("stale freeze of job {}: thaw hook {} ran ({})", stale.job_id, r.name, r.state);
+      } else {
+        log_->error("stale freeze of job {}: thaw hook {} failed ({}): {}", stale.job_id, r.name,
+                    r.state, r.output.substr(0, 512));
+      }
+    }
+  }
   return record_.Remove();
 }
 
@@ -328,7 +350,16 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
                                    deadline = job->lease_deadline, record, spare] {
     Prepared p;
     p.marks[1] = NowNs();
-    p.hooks = RunFreezeHooks(hooks, job_id);
+    // The intent record follows the hooks: a kill during them leaves the names of the hooks
+    // whose `freeze` started, and the next agent runs their `thaw`. A failed write here is not
+    // fatal (the record before FIFREEZE is, below).
+    FreezeRecord intent{job_id, {}, {}, {}};
+    const HookProgress progress = [record, &intent](const std::string& name, bool finished) {
+      (finished ? intent.hooks_done : intent.hooks_started).push_back(name);
+      (void)record->Write(intent);
+      if (finished && intent.hooks_done.size() == 1) CrashPoint("agent.hooks.after-first-freeze");
+    };
+    p.hooks = RunFreezeHooks(hooks, job_id, progress);
     p.marks[2] = NowNs();
     if (!p.hooks.ok) return p;
     p.stage = Stage::kOpen;
@@ -340,7 +371,7 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
     p.set.emplace(std::move(set).value());
     p.marks[3] = NowNs();
     p.stage = Stage::kRecord;
-    p.status = record->Write(FreezeRecord{job_id, mounts});
+    p.status = record->Write(FreezeRecord{job_id, mounts, intent.hooks_started, intent.hooks_done});
     p.marks[4] = NowNs();
     if (!p.status.ok()) return p;
     p.stage = Stage::kGuard;
@@ -362,6 +393,7 @@ asio::awaitable<proto::AgentBody> FsFreezeService::Freeze(const proto::Freeze& r
     if (!p.status.ok()) return p;
     p.frozen_at_ns = NowNs();
     p.stage = Stage::kDone;
+    CrashPoint("agent.after-freeze");
     return p;
   };
   const auto handed_ns = NowNs();
@@ -440,13 +472,14 @@ asio::awaitable<proto::AgentBody> FsFreezeService::AbortFreeze(const std::shared
   }
   if (!spare_guard_) asio::co_spawn(io_, ReplenishGuard(nullptr), asio::detached);
   job->frozen_log.reset();
-  (void)record_.Remove();
+  (void)KeepHooksOwedThaw(job->id, job->hooks_ran);
   job->set.reset();
   auto hooks = hook_options();
   auto ran = job->hooks_ran;
   auto job_id = job->id;
   const auto thaw_hooks = [hooks, ran, job_id] { return RunThawHooks(hooks, ran, job_id, false); };
   auto thaw_writers = co_await RunOnWorker(worker_, thaw_hooks);
+  if (!ran.empty()) (void)record_.Remove();
   job->phase = Job::Phase::kEnded;
   job->lease_timer.cancel();
   if (current_ == job) current_ = nullptr;
@@ -501,8 +534,9 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
   job->lease_timer.cancel();
   if (current_ == job) current_ = nullptr;
   ending_ = job;
-  qb::Status removed = record_.Remove();
-  if (!removed.ok()) log_->error("job {}: {}", job->id, removed.ToString());
+  // The mount points are thawed; hooks owed a `thaw` stay recorded until it has run.
+  qb::Status recorded = KeepHooksOwedThaw(job->id, job->hooks_ran);
+  if (!recorded.ok()) log_->error("job {}: {}", job->id, recorded.ToString());
 
   std::shared_ptr<ThawGuard> retired;
   if (job->guard) {
@@ -522,6 +556,8 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
       return RunThawHooks(hooks, ran, job_id, snapshot_ok);
     };
     thaw_writers = co_await RunOnWorker(worker_, thaw_hooks);
+    qb::Status removed = record_.Remove();
+    if (!removed.ok()) log_->error("job {}: {}", job->id, removed.ToString());
   }
 
   proto::Thawed verdict;

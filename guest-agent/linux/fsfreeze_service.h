@@ -2,12 +2,12 @@
 // and a crash record, plus the sysfs inventory.
 //
 // One freeze job at a time. A job's life:
-//   Freeze received (lease starts) -> freeze hooks (name order) -> open mount points ->
-//   crash record -> thaw guard forked -> frozen mode (logs to memory) -> FIFREEZE (reverse
-//   mount order) -> Frozen
+//   Freeze received (lease starts) -> freeze hooks (name order; the crash record names each
+//   one as it starts and ends) -> open mount points -> crash record (+ mount points) -> thaw
+//   guard armed -> frozen mode (logs to memory) -> FIFREEZE (reverse mount order) -> Frozen
 //   ... Thaw received or lease expired ->
-//   FITHAW (mount order) -> guard dismissed -> logs flushed -> record removed ->
-//   thaw hooks (reverse name order) -> verdict.
+//   FITHAW (mount order) -> guard dismissed -> logs flushed -> record keeps only the hooks
+//   owed a thaw -> thaw hooks (reverse name order) -> record removed -> verdict.
 // Blocking steps run on a private worker thread; the io thread stays free, so Status, Ping and
 // Thaw are answered while a FIFREEZE blocks.
 //
@@ -65,7 +65,9 @@ class FsFreezeService final : public AgentService {
   FsFreezeService& operator=(const FsFreezeService&) = delete;
 
   // Thaws whatever a previous agent left frozen (its crash record) and remembers it for
-  // HelloReply.staleFreezeCleared. Call once before serving. Blocks briefly (FITHAW).
+  // HelloReply.staleFreezeCleared, then runs `thaw` for every hook whose `freeze` the record
+  // says started, in reverse name order, with QUIESCE_SNAPSHOT_OK=0 and QUIESCE_RECOVERY=1.
+  // Call once before serving. Blocks: FITHAW, then those hooks (each up to its timeout).
   qb::Status RecoverStaleFreeze();
 
   // Ends the current job, if any, as if its lease had run out now (shutdown, SIGTERM).
@@ -105,6 +107,10 @@ class FsFreezeService final : public AgentService {
   void RunDeferred();
   void Remember(const proto::Thawed& verdict);
   HookOptions hook_options() const;
+  // After the mount points are thawed: the record names only the hooks still owed a `thaw`
+  // (removed when there are none).
+  qb::Status KeepHooksOwedThaw(const std::string& job_id,
+                               const std::vector<std::string>& hooks_ran) const;
 
   boost::asio::any_io_executor io_;
   FsFreezeServiceOptions options_;

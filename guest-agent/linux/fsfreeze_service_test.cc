@@ -284,7 +284,9 @@ TEST_F(FsFreezeServiceTest, RestartedServiceThawsWhatTheRecordLists) {
   auto set = FsFreezeSet::Open({ext4->mount_point()});
   ASSERT_TRUE(set.ok());
   ASSERT_TRUE(set->FreezeAll(nullptr).ok());
-  FreezeRecordFile(options_.run_dir).Write(FreezeRecord{"dead-job", {ext4->mount_point()}}).ok();
+  FreezeRecordFile(options_.run_dir)
+      .Write(FreezeRecord{"dead-job", {ext4->mount_point()}, {}, {}})
+      .ok();
   ASSERT_TRUE(Service().RecoverStaleFreeze().ok());
   auto hello = Service().Hello();
   EXPECT_EQ(hello.stale_freeze_cleared.job_id, "dead-job");

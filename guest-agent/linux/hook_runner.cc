@@ -27,11 +27,12 @@ std::string ErrnoText(int err) { return std::strerror(err); }
 
 // Builds the child's environment: ours, minus any QUIESCE_* we set, plus ours.
 std::vector<std::string> HookEnvironment(const std::string& job_id, const std::string& phase,
-                                         bool snapshot_ok) {
+                                         bool snapshot_ok, bool recovery) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string_view entry(*e);
-    if (entry.starts_with("QUIESCE_JOB_ID=") || entry.starts_with("QUIESCE_SNAPSHOT_OK=")) {
+    if (entry.starts_with("QUIESCE_JOB_ID=") || entry.starts_with("QUIESCE_SNAPSHOT_OK=") ||
+        entry.starts_with("QUIESCE_RECOVERY=")) {
       continue;
     }
     env.emplace_back(entry);
@@ -39,6 +40,7 @@ std::vector<std::string> HookEnvironment(const std::string& job_id, const std::s
   env.push_back("QUIESCE_JOB_ID=" + job_id);
   if (phase == "thaw")
     env.push_back(std::string("QUIESCE_SNAPSHOT_OK=") + (snapshot_ok ? "1" : "0"));
+  if (phase == "thaw" && recovery) env.push_back("QUIESCE_RECOVERY=1");
   return env;
 }
 
@@ -66,7 +68,8 @@ Result<std::vector<std::string>> ListHooks(const std::string& dir) {
 }
 
 proto::WriterResult RunHook(const HookOptions& options, const std::string& name,
-                            const std::string& phase, const std::string& job_id, bool snapshot_ok) {
+                            const std::string& phase, const std::string& job_id, bool snapshot_ok,
+                            bool recovery) {
   proto::WriterResult result;
   result.name = name;
   result.kind = proto::WriterKind::kHook;
@@ -101,7 +104,7 @@ proto::WriterResult RunHook(const HookOptions& options, const std::string& name,
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   std::string path = options.dir + "/" + name;
-  std::vector<std::string> env = HookEnvironment(job_id, phase, snapshot_ok);
+  std::vector<std::string> env = HookEnvironment(job_id, phase, snapshot_ok, recovery);
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -172,7 +175,8 @@ proto::WriterResult RunHook(const HookOptions& options, const std::string& name,
   return finish(false, "unknown wait status");
 }
 
-FreezeHooksRun RunFreezeHooks(const HookOptions& options, const std::string& job_id) {
+FreezeHooksRun RunFreezeHooks(const HookOptions& options, const std::string& job_id,
+                              const HookProgress& progress) {
   FreezeHooksRun run;
   auto names = ListHooks(options.dir);
   if (!names.ok()) {
@@ -186,7 +190,9 @@ FreezeHooksRun RunFreezeHooks(const HookOptions& options, const std::string& job
   }
   for (const auto& name : *names) {
     run.ran.push_back(name);
+    if (progress) progress(name, false);
     run.results.push_back(RunHook(options, name, "freeze", job_id, false));
+    if (progress) progress(name, true);
     if (!run.results.back().ok) {
       run.ok = false;
       break;
@@ -197,11 +203,12 @@ FreezeHooksRun RunFreezeHooks(const HookOptions& options, const std::string& job
 
 std::vector<proto::WriterResult> RunThawHooks(const HookOptions& options,
                                               std::vector<std::string> names,
-                                              const std::string& job_id, bool snapshot_ok) {
+                                              const std::string& job_id, bool snapshot_ok,
+                                              bool recovery) {
   std::sort(names.rbegin(), names.rend());
   std::vector<proto::WriterResult> results;
   for (const auto& name : names) {
-    results.push_back(RunHook(options, name, "thaw", job_id, snapshot_ok));
+    results.push_back(RunHook(options, name, "thaw", job_id, snapshot_ok, recovery));
   }
   return results;
 }

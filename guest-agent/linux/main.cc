@@ -15,6 +15,7 @@
 #include "guest-agent/linux/freeze_record.h"
 #include "guest-agent/linux/fs_freezer.h"
 #include "guest-agent/linux/fsfreeze_service.h"
+#include "guest-agent/linux/hook_runner.h"
 #include "guest-agent/linux/mount_table.h"
 #include "guest-agent/linux/transports.h"
 
@@ -57,6 +58,15 @@ int ThawAll(const AgentConfig& config, bool all_mounts) {
       std::cout << mount << ": " << outcome.status.ToString() << "\n";
     } else {
       std::cout << mount << ": " << (outcome.was_frozen ? "thawed" : "was not frozen") << "\n";
+    }
+  }
+  // Hooks whose `freeze` a dead agent started get their `thaw`, as a restarted agent would.
+  if (stale.ok() && stale->has_value() && !(*stale)->hooks_started.empty()) {
+    qb::agent::HookOptions hooks{config.hooks_dir, config.hook_timeout};
+    for (const auto& r : qb::agent::RunThawHooks(hooks, (*stale)->hooks_started, (*stale)->job_id,
+                                                 /*snapshot_ok=*/false, /*recovery=*/true)) {
+      std::cout << "thaw hook " << r.name << ": " << r.state << "\n";
+      if (!r.ok) ++failures;
     }
   }
   if (failures == 0) (void)record.Remove();

@@ -73,6 +73,11 @@ struct LibvirtGuestSync::State : std::enable_shared_from_this<State> {
     lo.endpoint = *endpoint;
     lo.host_name = options.host_name;
     lo.daemon_version = options.daemon_version;
+    if (options.on_session) {
+      lo.on_session = [hook = options.on_session, vm = spec.name](const proto::HelloReply& hello) {
+        hook(vm, hello);
+      };
+    }
     jobs::Guest guest;
     guest.spec = std::move(spec);
     guest.link = link::GuestLink::Create(io, lo);

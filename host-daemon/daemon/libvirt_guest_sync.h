@@ -31,6 +31,9 @@ struct GuestSyncOptions {
   std::string daemon_version;
   // How often a removed guest's link is checked for the end of its in-flight job.
   std::chrono::milliseconds busy_poll = std::chrono::milliseconds(100);
+  // Given to each discovered guest's link (link::LinkOptions::on_session), with the guest's
+  // name bound: called on the link's strand when a session opens. May be empty.
+  std::function<void(const std::string& vm, const proto::HelloReply&)> on_session;
 };
 
 class LibvirtGuestSync {

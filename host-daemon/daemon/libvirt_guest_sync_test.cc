@@ -96,7 +96,11 @@ class GuestSyncTest : public ::testing::Test {
     sync_ = std::make_unique<LibvirtGuestSync>(
         io_.get_executor(), workers_.get_executor(), *discovery_, guests_,
         [this](const std::string& vm) { return vm == busy_vm_; },
-        GuestSyncOptions{.uri = kUri, .host_name = "h", .daemon_version = "t", .busy_poll = 20ms});
+        GuestSyncOptions{.uri = kUri,
+                         .host_name = "h",
+                         .daemon_version = "t",
+                         .busy_poll = 20ms,
+                         .on_session = {}});
     std::optional<Status> listed;
     ASSERT_TRUE(sync_->Start([&](Status s) { listed = s; }).ok());
     ASSERT_TRUE(RunUntil([&] { return listed.has_value(); }));

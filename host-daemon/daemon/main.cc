@@ -2,27 +2,36 @@
 // backends, static guests and their agent links, the job runner, the control socket.
 //
 // One io_context on the main thread; blocking calls (arrays, SQLite) on a worker pool.
-// SIGTERM / SIGINT: running jobs are cut short and every guest they froze is thawed before the
-// daemon exits. At start, jobs a killed daemon left running are reconciled.
+// SIGTERM / SIGINT: running jobs are cut short ("cancelled: daemon stopping") and every guest
+// they froze is thawed before the daemon exits; their replies go out before the loop stops.
+// One daemon per state directory and control socket (InstanceLock, taken first). At start, a
+// guest still frozen for a job a killed daemon left running is thawed as soon as its agent
+// reconnects (JobRunner::ThawLeftoverFreeze), and those jobs are reconciled.
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <vector>
 
 #include "common/logging.h"
 #include "host-daemon/arrays/configured_backends.h"
 #include "host-daemon/catalog/catalog.h"
 #include "host-daemon/config/config.h"
 #include "host-daemon/control/control_server.h"
+#include "host-daemon/daemon/instance_lock.h"
 #include "host-daemon/daemon/libvirt_guest_sync.h"
 #include "host-daemon/discovery/discovery.h"
 #include "host-daemon/jobs/job_runner.h"
@@ -33,6 +42,10 @@ namespace asio = boost::asio;
 using namespace qb;
 
 constexpr const char* kDaemonVersion = "quiesced 0.1.0";
+// After SIGTERM has ended every job, the io loop keeps running this long at most for control
+// sessions to write the jobs' replies ("cancelled: daemon stopping") and close. Not a freeze
+// budget (the guests are thawed by then), so it is not in common/time_limits.h.
+constexpr std::chrono::milliseconds kShutdownReplyGrace{2000};
 
 // Raises the soft open-file limit to the hard limit: every connected guest costs one fd.
 void RaiseOpenFileLimit() {
@@ -63,8 +76,23 @@ int Run(const config::Config& cfg) {
   asio::thread_pool workers(static_cast<std::size_t>(std::max(1, cfg.daemon.worker_threads)));
 
   std::error_code ignored;
-  std::filesystem::create_directories(std::filesystem::path(cfg.daemon.catalog_path).parent_path(),
-                                      ignored);
+  const auto state_dir = std::filesystem::path(cfg.daemon.catalog_path).parent_path();
+  const auto socket_dir = std::filesystem::path(cfg.daemon.control_socket).parent_path();
+  std::filesystem::create_directories(state_dir, ignored);
+  std::filesystem::create_directories(socket_dir, ignored);
+  // Before the catalog, the socket, any guest link, reconcile or thaw: a second daemon must
+  // not touch the live one's socket, jobs or guests. One lock per state directory (catalog,
+  // jobs) and one beside the control socket (a second configuration sharing only the socket).
+  std::vector<quiesced::InstanceLock> locks;
+  for (const auto& path :
+       {(state_dir / "quiesced.lock").string(), cfg.daemon.control_socket + ".lock"}) {
+    auto lock = quiesced::InstanceLock::Acquire(path);
+    if (!lock.ok()) {
+      spdlog::critical("{}", lock.status().ToString());
+      return 1;
+    }
+    locks.push_back(std::move(lock).value());
+  }
   auto catalog = catalog::Catalog::Open(cfg.daemon.catalog_path);
   if (!catalog.ok()) {
     spdlog::critical("catalog {}: {}", cfg.daemon.catalog_path, catalog.status().ToString());
@@ -78,6 +106,16 @@ int Run(const config::Config& cfg) {
 
   char host[256] = {};
   ::gethostname(host, sizeof(host) - 1);
+  // A guest still frozen for a job of a daemon that died mid-job is thawed when its agent's
+  // session opens. Links start before the runner exists; the hook runs on the io thread, which
+  // runs nothing before io.run(), by when `thaw_leftover` is set.
+  std::function<void(std::string, proto::FreezeState)> thaw_leftover;
+  auto on_session = [&io, &thaw_leftover](const std::string& vm, const proto::HelloReply& hello) {
+    if (!hello.freeze_state.frozen) return;
+    asio::post(io, [&thaw_leftover, vm, state = hello.freeze_state] {
+      if (thaw_leftover) thaw_leftover(vm, state);
+    });
+  };
   jobs::GuestRegistry guests;
   for (const auto& g : cfg.guests) {
     link::LinkOptions lo;
@@ -90,6 +128,9 @@ int Run(const config::Config& cfg) {
     lo.endpoint = *endpoint;
     lo.host_name = host;
     lo.daemon_version = kDaemonVersion;
+    lo.on_session = [on_session, vm = g.name](const proto::HelloReply& hello) {
+      on_session(vm, hello);
+    };
     jobs::Guest guest;
     guest.spec.name = g.name;
     guest.spec.endpoint = g.agent.ToString();
@@ -115,11 +156,13 @@ int Run(const config::Config& cfg) {
   }
   jobs::JobRunner runner(io.get_executor(), workers.get_executor(), backends, **catalog, guests,
                          RunnerOptions(cfg));
+  thaw_leftover = [&io, &runner](std::string vm, proto::FreezeState state) {
+    asio::co_spawn(io, runner.ThawLeftoverFreeze(std::move(vm), std::move(state)), asio::detached);
+  };
   control::ControlOptions co;
   co.socket_path = cfg.daemon.control_socket;
   co.mode = cfg.daemon.control_socket_mode;
   co.group = cfg.daemon.control_socket_group;
-  std::filesystem::create_directories(std::filesystem::path(co.socket_path).parent_path(), ignored);
   control::ControlServer server(io.get_executor(), runner, guests, co);
   std::unique_ptr<quiesced::LibvirtGuestSync> guest_sync;
   if (libvirt) {
@@ -129,7 +172,8 @@ int Run(const config::Config& cfg) {
         quiesced::GuestSyncOptions{.uri = cfg.libvirt.uri,
                                    .host_name = host,
                                    .daemon_version = kDaemonVersion,
-                                   .busy_poll = std::chrono::milliseconds(100)});
+                                   .busy_poll = std::chrono::milliseconds(100),
+                                   .on_session = on_session});
   }
 
   int exit_code = 0;
@@ -178,6 +222,14 @@ int Run(const config::Config& cfg) {
           co_await runner.Shutdown();  // every running job thaws its guests first
           if (guest_sync != nullptr) guest_sync->Stop();
           guests.StopAll();
+          // The jobs Shutdown ended have replies still to write: let the sessions write them
+          // and close (their clients hang up on the reply), within a bound.
+          const auto until = std::chrono::steady_clock::now() + kShutdownReplyGrace;
+          asio::steady_timer poll(io);
+          while (server.sessions() > 0 && std::chrono::steady_clock::now() < until) {
+            poll.expires_after(std::chrono::milliseconds(10));
+            co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+          }
           io.stop();
         }(runner, server, guests, guest_sync.get(), io),
         asio::detached);

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <random>
 
+#include "common/crash_point.h"
 #include "host-daemon/jobs/freeze_plan.h"
 #include "host-daemon/jobs/job_budget.h"
 #include "host-daemon/link/run_on.h"
@@ -99,6 +100,9 @@ constexpr const char* kLateArrayNote =
 constexpr std::chrono::hours kLateJobHorizon{24};
 
 std::uint16_t CodeOf(const Status& s) { return static_cast<std::uint16_t>(s.code()); }
+
+// What a job (or a request) cut short by SIGTERM reports: "cancelled: daemon stopping".
+Status DaemonStopping() { return Error(Code::kCancelled, "daemon stopping"); }
 
 // The freeze window as reported: the "freeze" and "snapshot" phases, which run from the
 // moment Freeze is sent to the moment Thaw is sent. Computed from the phases so that a job's
@@ -252,7 +256,7 @@ asio::awaitable<proto::JobReport> JobRunner::Snapshot(proto::SnapshotRequest req
     job->report.vms = job->vms;
     return job->report;
   };
-  if (stopping_) co_return refuse(Error(Code::kCancelled, "the daemon is shutting down"));
+  if (stopping_) co_return refuse(DaemonStopping());
   if (!request.group.empty()) {
     auto it = options_.groups.find(request.group);
     if (it == options_.groups.end())
@@ -283,11 +287,17 @@ asio::awaitable<proto::JobReport> JobRunner::Snapshot(proto::SnapshotRequest req
   co_return job->report;
 }
 
+bool JobRunner::StopRequested(const std::shared_ptr<JobState>& job) {
+  if (!stopping_) return false;
+  job->Fail(DaemonStopping());
+  return true;
+}
+
 asio::awaitable<void> JobRunner::RunJob(const std::shared_ptr<JobState>& job) {
   try {
     co_await Plan(job);
     job->EndPhase("plan");
-    if (job->error.ok()) {
+    if (job->error.ok() && !StopRequested(job)) {
       // Journal first: a daemon killed from here on leaves a running job to reconcile.
       catalog::JobRow row{job->key, job->vms, job->group, SysClock::now()};
       auto begin_job = [this, row] { return catalog_.BeginJob(row); };
@@ -297,17 +307,22 @@ asio::awaitable<void> JobRunner::RunJob(const std::shared_ptr<JobState>& job) {
       else
         job->Fail(begun.status().WithContext("catalog"));
     }
-    if (job->error.ok()) {
+    if (job->error.ok() && !StopRequested(job)) {
       auto budget = SnapshotBudget(job->lease);
       for (const auto& [name, luns] : job->luns_by_backend) {
+        if (StopRequested(job)) break;
         auto* backend = backends_.Find(name);
-        auto prepare = [backend, luns = luns, budget]() {
-          for (const auto& lun : luns) {
-            Status resolved = backend->Resolve(lun);
-            if (!resolved.ok()) return Result<arrays::PrepareReport>(resolved);
-          }
-          return backend->Prepare(luns, budget);
+        auto resolve = [backend, luns = luns]() {
+          for (const auto& lun : luns) QB_RETURN_IF_ERROR(backend->Resolve(lun));
+          return Status::Ok();
         };
+        Status resolved = co_await Blocking(workers_, resolve);
+        if (!resolved.ok()) {
+          job->Fail(resolved.WithContext("prepare " + name));
+          break;
+        }
+        if (StopRequested(job)) break;
+        auto prepare = [backend, luns = luns, budget]() { return backend->Prepare(luns, budget); };
         auto prepared = co_await Blocking(workers_, prepare);
         if (!prepared.ok()) {
           job->Fail(prepared.status().WithContext("prepare " + name));
@@ -317,14 +332,13 @@ asio::awaitable<void> JobRunner::RunJob(const std::shared_ptr<JobState>& job) {
       }
       job->EndPhase("prepare");
     }
-    if (job->error.ok() && !stopping_) {
+    if (job->error.ok() && !StopRequested(job)) {
       co_await FreezeAll(job);
       job->EndPhase("freeze");
-      if (job->error.ok() && !stopping_) {
+      if (job->error.ok()) CrashPoint("freeze.after-frozen");
+      if (job->error.ok() && !StopRequested(job)) {
         co_await SnapshotAll(job);
         job->EndPhase("snapshot");
-      } else if (stopping_) {
-        job->Fail(Error(Code::kCancelled, "the daemon is shutting down"));
       }
     }
   } catch (const std::exception& e) {
@@ -351,6 +365,7 @@ asio::awaitable<void> JobRunner::RunJob(const std::shared_ptr<JobState>& job) {
 asio::awaitable<void> JobRunner::Plan(const std::shared_ptr<JobState>& job) {
   job->lease = std::chrono::milliseconds(limits::kMaxLease);
   for (const auto& vm : job->vms) {
+    if (StopRequested(job)) co_return;
     auto* guest = guests_.Find(vm);
     if (!guest) {
       job->Fail(Error(Code::kNotFound, "no guest named " + vm));
@@ -369,6 +384,7 @@ asio::awaitable<void> JobRunner::Plan(const std::shared_ptr<JobState>& job) {
     }
     if (info.hello) g.os = info.hello->os.family;
     auto inventory = co_await g.link->Inventory(Clock::now() + options_.request_timeout);
+    if (StopRequested(job)) co_return;
     if (!inventory.ok()) {
       job->Fail(inventory.status().WithContext(vm + ": inventory"));
       co_return;
@@ -486,9 +502,10 @@ asio::awaitable<void> JobRunner::SnapshotAll(const std::shared_ptr<JobState>& jo
     // handled by HandleLateSnapshot, never labelled application-consistent.
     pending->abandoned = true;
     job->late_pending = static_cast<int>(pending->left);
-    job->Fail(Error(Code::kTimeout, job->cancelled ? "the daemon is shutting down"
-                                                   : "the array call outlived its deadline "
-                                                     "inside the freeze lease"));
+    job->Fail(job->cancelled ? DaemonStopping()
+                             : Error(Code::kTimeout,
+                                     "the array call outlived its deadline inside the freeze "
+                                     "lease"));
     for (auto& [name, result] : pending->results) {
       ++job->late_pending;
       HandleLateSnapshot(job, name, std::move(result));
@@ -844,6 +861,51 @@ asio::awaitable<Status> JobRunner::Rollback(std::string vm, std::string snapshot
     return backend->Rollback(record);
   };
   co_return co_await Blocking(workers_, rollback);
+}
+
+asio::awaitable<void> JobRunner::ThawLeftoverFreeze(std::string vm, proto::FreezeState state) {
+  if (!state.frozen || state.job_id.empty()) co_return;
+  const std::string job_id = state.job_id;
+  for (const auto& job : running_) {
+    if (job->key == job_id) co_return;  // ours: the job thaws it
+  }
+  auto get_job = [this, job_id] { return catalog_.GetJobByKey(job_id); };
+  auto record = co_await Blocking(workers_, get_job);
+  if (!record.ok()) {
+    if (record.status().code() == Code::kNotFound) {
+      spdlog::warn(
+          "guest {}: frozen for job {} which the catalog does not know; its lease thaws it", vm,
+          job_id);
+    } else {
+      spdlog::error("guest {}: frozen for job {}: {}; its lease thaws it", vm, job_id,
+                    record.status().ToString());
+    }
+    co_return;
+  }
+  const auto& vms = record->row.vms;
+  if (record->state != catalog::JobState::kRunning ||
+      std::find(vms.begin(), vms.end(), vm) == vms.end()) {
+    spdlog::warn("guest {}: frozen for job {} ({}{}); its lease thaws it", vm, job_id,
+                 catalog::JobStateName(record->state),
+                 std::find(vms.begin(), vms.end(), vm) == vms.end() ? ", not one of its VMs" : "");
+    co_return;
+  }
+  auto* guest = guests_.Find(vm);
+  if (!guest) co_return;
+  auto link = guest->link;
+  spdlog::warn(
+      "guest {}: still frozen for job {} of a daemon that stopped mid-job: thawing it now "
+      "(snapshot not OK; the job is left to reconcile)",
+      vm, job_id);
+  proto::Thaw thaw{job_id, false};
+  auto thawed =
+      co_await link->Thaw(thaw, state.frozen_volumes, Clock::now() + options_.request_timeout);
+  if (thawed.ok()) {
+    spdlog::info("guest {}: thawed job {} left by a stopped daemon", vm, job_id);
+  } else {
+    spdlog::error("guest {}: thaw of job {} left by a stopped daemon: {}; its lease thaws it", vm,
+                  job_id, thawed.status().ToString());
+  }
 }
 
 asio::awaitable<Result<std::string>> JobRunner::Thaw(std::string vm) {

@@ -70,6 +70,15 @@ class JobRunner {
   // shutting down.
   asio::awaitable<proto::JobReport> Snapshot(proto::SnapshotRequest request);
 
+  // A guest's agent opened a session reporting that it is frozen for `state.job_id` (its
+  // HelloReply). When that job is running in the catalog journal, is not one of this runner's
+  // own jobs, and `vm` is among the job's VMs, it was left by a daemon that died mid-job: the
+  // guest is thawed now (Thaw with snapshotOk=false) instead of at the end of its lease.
+  // Labels are never changed here (Reconcile closes the job). A job the catalog does not know,
+  // or one not running, is logged and left to the agent's lease. Needs the instance lock
+  // (quiesced's InstanceLock): another live daemon's jobs are running in the journal too.
+  asio::awaitable<void> ThawLeftoverFreeze(std::string vm, proto::FreezeState state);
+
   // Emergency thaw: asks the agent for its freeze state and thaws the job it reports.
   // Returns what was done ("thawed job X" or "not frozen").
   asio::awaitable<Result<std::string>> Thaw(std::string vm);
@@ -100,7 +109,9 @@ class JobRunner {
   std::size_t running_jobs() const { return running_jobs_; }
 
   // Refuses new jobs, cuts running jobs' waits short (they thaw with snapshotOk=false), and
-  // returns when no job is running any more.
+  // returns when no job is running any more. A job is checked for stopping before each step
+  // (plan, inventory, journal, resolve, prepare, freeze, snapshot): one stopped before its
+  // freeze ends with kCancelled "daemon stopping" and runs no further step.
   asio::awaitable<void> Shutdown();
 
   struct JobState;  // one job's working state (job_runner.cc)
@@ -114,6 +125,8 @@ class JobRunner {
   asio::awaitable<void> Record(const std::shared_ptr<JobState>& job);
   asio::awaitable<void> ApplyRetention(std::vector<std::string> vms);
   asio::awaitable<Status> FinishLate(const std::shared_ptr<JobState>& job);
+  // True (and the job failed kCancelled) when Shutdown has begun: the job takes no next step.
+  bool StopRequested(const std::shared_ptr<JobState>& job);
   std::optional<RetentionRule> RuleFor(const std::string& vm) const;
   // A backend call that returned after its job stopped waiting (or a sweep's findings): applies
   // LatePolicy and closes the job in the catalog when the last one is handled.

@@ -195,6 +195,7 @@ asio::awaitable<qb::Status> GuestLink::OpenSession() {
                checked->os.name);
   for (auto& waiter : waiters_) waiter->cancel();
   waiters_.clear();
+  if (options_.on_session) options_.on_session(*checked);
   co_return qb::Status::Ok();
 }
 

@@ -19,6 +19,7 @@
 #include <boost/asio/strand.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -53,6 +54,9 @@ struct LinkOptions {
   std::chrono::milliseconds backoff_max = limits::kReconnectBackoffMax;
   proto::CodecLimits codec_limits;
   std::uint64_t max_junk_per_session = 1024;
+  // Called on the link's strand each time a session opens (after Hello and inventory), with
+  // the agent's HelloReply (its freeze_state names a job it is frozen for). May be empty.
+  std::function<void(const proto::HelloReply&)> on_session;
 };
 
 // A consistent copy of a link's state, safe to read from any thread.
