@@ -268,6 +268,11 @@ void ControlServer::Stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   std::remove(options_.socket_path.c_str());
+  sessions_->stopping = true;
+  for (auto& [id, open] : sessions_->open) {
+    if (open.in_flight) continue;  // Serve closes it once its reply is written
+    if (auto session = open.session.lock()) session->stream().close(ignored);
+  }
 }
 
 asio::awaitable<void> ControlServer::Accept() {

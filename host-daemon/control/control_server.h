@@ -50,10 +50,13 @@ class ControlServer {
   // Binds the socket (replacing a stale socket file), applies mode and group, listens and
   // starts accepting. kIoError / kInvalidArgument (unknown group) on failure.
   Status Start();
-  // Stops accepting, closes open sessions, removes the socket file. Idempotent.
+  // Stops accepting, closes open sessions, removes the socket file. Idempotent. Idle sessions
+  // close at once; a session with a request in flight writes that request's reply first, then
+  // closes (so a client is answered, e.g. "cancelled: daemon stopping", not cut off). Call on
+  // the io_context's thread.
   void Stop();
 
-  // Open sessions (idle or with a request in flight).
+  // Open sessions (idle or with a request in flight); 0 once Stop() has let every reply out.
   std::size_t sessions() const;
 
   // Shared with the sessions' coroutines, which may outlive the server by a few steps.

@@ -242,5 +242,18 @@ TEST_F(ControlServerCapTest, AtTheCapANewClientIsToldBusy) {
   EXPECT_EQ(reply.request_id, 42u);
 }
 
+// Stop() closes the open sessions, as its contract says: a connected idle client sees end of
+// stream at once.
+TEST_F(ControlServerTest, StopClosesOpenSessions) {
+  auto a = Idle(io_, dir_ / "control.sock");
+  ASSERT_TRUE(testing::Eventually([&] { return server_->sessions() == 1; }));
+  io_.Run([](ControlServer* s) -> asio::awaitable<int> {
+    s->Stop();
+    co_return 0;
+  }(server_.get()));
+  EXPECT_TRUE(ClosedByServer(io_, a, 20s));
+  EXPECT_TRUE(testing::Eventually([&] { return server_->sessions() == 0; }));
+}
+
 }  // namespace
 }  // namespace qb::control
