@@ -47,6 +47,13 @@ inline constexpr std::chrono::milliseconds kReconnectBackoffMax = 30s;
 // A Freeze reply must arrive within the lease (the agent answers Frozen or Error before then).
 inline constexpr std::chrono::milliseconds kFreezeReplySlack = 2s;
 
+// --- Control socket
+// A control client with no request in flight is closed after this long, so idle clients
+// cannot hold the session slots. A request in flight (a snapshot job) is never timed out here.
+inline constexpr std::chrono::milliseconds kControlIdleTimeout = 30s;
+// At the session cap, how long the daemon waits for a new client's request to answer it "busy".
+inline constexpr std::chrono::milliseconds kControlBusyReplyWait = 2s;
+
 static_assert(kWindowsMaxLease < kVssHoldWritesLimit, "Windows lease must stay inside VSS hold");
 static_assert(kDefaultLease <= kMaxLease);
 static_assert(kArrayCallMargin < kDefaultLease);

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -62,28 +64,73 @@ struct MessageCodec<ControlReply> {
   }
 };
 
+// How much junk a stream takes before Read() gives up on it. The limits are checked as bytes
+// arrive, so a peer that floods junk costs work bounded by these limits, not by how long the
+// reader happens to wait for something else.
+struct JunkLimit {
+  // Bad frames + oversize frames + undecodable messages + messages the layer above rejected
+  // (MessageStream::CountRejected()).
+  std::uint64_t max_bad_messages = std::numeric_limits<std::uint64_t>::max();
+  // Bytes skipped between frames while resynchronizing.
+  std::uint64_t max_skipped_bytes = std::numeric_limits<std::uint64_t>::max();
+};
+
 // Reads messages of type In and writes messages of type Out on `Stream`.
 template <typename Stream, typename In, typename Out>
 class MessageStream {
  public:
-  explicit MessageStream(Stream stream, CodecLimits limits = {})
-      : stream_(std::move(stream)), limits_(limits), decoder_(limits.max_payload) {}
+  explicit MessageStream(Stream stream, CodecLimits limits = {}, JunkLimit junk_limit = {})
+      : stream_(std::move(stream)),
+        limits_(limits),
+        junk_limit_(junk_limit),
+        decoder_(limits.max_payload) {}
 
   Stream& stream() { return stream_; }
   const FrameDecoder::Stats& frame_stats() const { return decoder_.stats(); }
   // Frames whose CRC was right but whose content did not decode (counted, then skipped).
   std::uint64_t undecodable() const { return undecodable_; }
   const Status& last_decode_error() const { return last_decode_error_; }
+  // The layer above read a message it cannot use (a stale or unmatched reply): it counts
+  // against the junk limit like a bad frame. The next Read() fails if that passes the limit.
+  void CountRejected() { ++rejected_; }
+  std::uint64_t rejected() const { return rejected_; }
+  // Bad frames + oversize frames + undecodable + rejected messages so far.
+  std::uint64_t bad_messages() const {
+    return decoder_.stats().bad_frames + decoder_.stats().oversize + undecodable_ + rejected_;
+  }
+  // What was wrong with the peer's bytes so far, for people: "" when nothing was, else e.g.
+  // "3 undecodable messages, last: protocol-error: ...; 2 bad frames; 4096 bytes skipped".
+  std::string JunkSummary() const {
+    std::string out;
+    auto add = [&out](std::uint64_t n, const std::string& what) {
+      if (n == 0) return;
+      if (!out.empty()) out += "; ";
+      out += std::to_string(n) + " " + what;
+    };
+    if (undecodable_ > 0) {
+      add(undecodable_, "undecodable message" + std::string(undecodable_ == 1 ? "" : "s") +
+                            ", last: " + last_decode_error_.ToString());
+    }
+    add(decoder_.stats().bad_frames, "bad frames");
+    add(decoder_.stats().oversize, "oversize frames");
+    add(decoder_.stats().dropped_bytes, "bytes skipped");
+    add(rejected_, "unexpected messages");
+    return out;
+  }
 
-  // The next message that decodes. Bad bytes, bad frames and undecodable messages are skipped.
-  // Fails with kGuestUnreachable at end of stream and kIoError / kCancelled on read errors.
+  // The next message that decodes. Bad bytes, bad frames and undecodable messages are skipped
+  // and counted. Fails with kProtocolError ("too much junk ...", saying what) as soon as the
+  // junk passes the JunkLimit, kGuestUnreachable at end of stream and kIoError / kCancelled on
+  // read errors.
   asio::awaitable<Result<In>> Read() {
     for (;;) {
+      if (auto over = OverJunkLimit(); !over.ok()) co_return over;
       while (auto payload = decoder_.Next()) {
         auto message = MessageCodec<In>::Decode(*payload, limits_);
         if (message.ok()) co_return std::move(message).value();
         ++undecodable_;
         last_decode_error_ = message.status();
+        if (auto over = OverJunkLimit(); !over.ok()) co_return over;
       }
       auto [ec, n] = co_await stream_.async_read_some(asio::buffer(read_buf_),
                                                       asio::as_tuple(asio::use_awaitable));
@@ -120,6 +167,18 @@ class MessageStream {
   }
 
  private:
+  Status OverJunkLimit() const {
+    if (bad_messages() <= junk_limit_.max_bad_messages &&
+        decoder_.stats().dropped_bytes <= junk_limit_.max_skipped_bytes) {
+      return Status::Ok();
+    }
+    return Error(
+        Code::kProtocolError,
+        "too much junk from the peer (limits: " + std::to_string(junk_limit_.max_bad_messages) +
+            " bad messages, " + std::to_string(junk_limit_.max_skipped_bytes) +
+            " skipped bytes): " + JunkSummary());
+  }
+
   struct PendingWrite {
     explicit PendingWrite(const typename Stream::executor_type& ex)
         : signal(ex, asio::steady_timer::time_point::max()) {}
@@ -145,9 +204,11 @@ class MessageStream {
 
   Stream stream_;
   CodecLimits limits_;
+  JunkLimit junk_limit_;
   FrameDecoder decoder_;
   std::array<std::uint8_t, 64 * 1024> read_buf_{};
   std::uint64_t undecodable_ = 0;
+  std::uint64_t rejected_ = 0;
   Status last_decode_error_;
   std::deque<std::shared_ptr<PendingWrite>> queue_;
   bool writing_ = false;
@@ -155,14 +216,22 @@ class MessageStream {
 
 // The daemon's side of an agent session: sends requests and matches replies by request id and
 // session nonce. Replies from another session (stale nonce) and replies nobody waits for are
-// dropped and counted. Create with std::make_shared, then Start().
+// dropped and counted (against `junk_limit`, with the channel's bad frames and undecodable
+// messages: past it the session ends). Create with std::make_shared, then Start().
 template <typename Stream>
 class AgentClient : public std::enable_shared_from_this<AgentClient<Stream>> {
  public:
   using Channel = MessageStream<Stream, AgentMessage, AgentMessage>;
 
-  explicit AgentClient(Stream stream, CodecLimits limits = {})
-      : channel_(std::move(stream), limits) {}
+  explicit AgentClient(Stream stream, CodecLimits limits = {}, JunkLimit junk_limit = {})
+      : channel_(std::move(stream), limits, junk_limit) {}
+
+  // Called once, on the stream's executor, when the reader loop ends (end of stream, read
+  // error, junk over the limit, or Close()), after every waiting request has failed. `why` is
+  // the reason also kept in close_reason(). Set before Start().
+  void SetOnClose(std::function<void(const Status& why)> on_close) {
+    on_close_ = std::move(on_close);
+  }
 
   // Starts the reader loop on the stream's executor. Call once.
   void Start() {
@@ -245,15 +314,18 @@ class AgentClient : public std::enable_shared_from_this<AgentClient<Stream>> {
         open_ = false;
         close_reason_ = "session ended: " + message.status().ToString();
         CancelAll(Error(Code::kGuestUnreachable, close_reason_));
+        if (on_close_) on_close_(message.status());
         co_return;
       }
       if (message->nonce != nonce_) {
         ++stale_replies_;
+        channel_.CountRejected();
         continue;
       }
       auto it = pending_.find(message->request_id);
       if (IsRequest(message->body) || it == pending_.end() || it->second->result) {
         ++unmatched_replies_;
+        channel_.CountRejected();
         continue;
       }
       it->second->result = std::move(message);
@@ -267,6 +339,7 @@ class AgentClient : public std::enable_shared_from_this<AgentClient<Stream>> {
   std::map<std::uint64_t, std::shared_ptr<PendingReply>> pending_;
   bool open_ = true;
   std::string close_reason_ = "closed";
+  std::function<void(const Status&)> on_close_;
   std::uint64_t stale_replies_ = 0;
   std::uint64_t unmatched_replies_ = 0;
 };

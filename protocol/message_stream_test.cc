@@ -7,6 +7,7 @@
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <functional>
+#include <optional>
 
 namespace qb::proto {
 namespace {
@@ -92,6 +93,68 @@ TEST(MessageStream, EndOfStreamIsGuestUnreachable) {
     auto got = co_await y.Read();
     EXPECT_EQ(got.status().code(), Code::kGuestUnreachable);
   });
+}
+
+// A peer that floods junk and never sends a valid message: Read() gives up as soon as the
+// junk passes the limit, saying what it saw, instead of decoding for as long as the reader
+// waits. The flood is endless, so without the limit this test never finishes.
+TEST(MessageStream, JunkOverTheLimitEndsReadWhileBytesArrive) {
+  struct Case {
+    const char* name;
+    std::vector<std::uint8_t> chunk;
+    const char* expect;
+  };
+  std::vector<std::uint8_t> undecodable;
+  for (int i = 0; i < 64; ++i) AppendFrame(std::vector<std::uint8_t>(16, 0xAB), undecodable);
+  const std::vector<Case> cases = {
+      {"garbage", std::vector<std::uint8_t>(64 * 1024, 0x5A), "bytes skipped"},
+      {"undecodable", undecodable, "undecodable messages, last: "},
+  };
+  for (const auto& c : cases) {
+    Pair p;
+    MessageStream<Socket, AgentMessage, AgentMessage> x(std::move(p.a));
+    MessageStream<Socket, AgentMessage, AgentMessage> y(std::move(p.b), {},
+                                                        JunkLimit{100, 256 * 1024});
+    bool reader_done = false;
+    Status read_status;
+    asio::co_spawn(
+        p.io,
+        [&]() -> asio::awaitable<void> {
+          while (!reader_done) {
+            if (!(co_await x.WriteRaw(c.chunk)).ok()) co_return;
+          }
+        },
+        asio::detached);
+    RunCoro(p.io, [&]() -> asio::awaitable<void> {
+      auto got = co_await y.Read();
+      reader_done = true;
+      read_status = got.status();
+      y.stream().close();
+    });
+    EXPECT_EQ(read_status.code(), Code::kProtocolError) << c.name << ": " << read_status.ToString();
+    EXPECT_NE(read_status.message().find("too much junk"), std::string::npos) << c.name;
+    EXPECT_NE(read_status.message().find(c.expect), std::string::npos)
+        << c.name << ": " << read_status.ToString();
+    EXPECT_GT(y.bad_messages() + y.frame_stats().dropped_bytes, 0u) << c.name;
+  }
+}
+
+TEST(MessageStream, JunkSummarySaysWhatWasWrong) {
+  Pair p;
+  MessageStream<Socket, AgentMessage, AgentMessage> x(std::move(p.a)), y(std::move(p.b));
+  EXPECT_EQ(y.JunkSummary(), "");
+  RunCoro(p.io, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 3; ++i) {
+      co_await x.WriteRaw(EncodeFrame(std::vector<std::uint8_t>(16, 0xAB)));
+    }
+    AgentMessage m{1, 2, Ping{}};
+    co_await x.Write(m);
+    auto got = co_await y.Read();
+    EXPECT_TRUE(got.ok());
+  });
+  EXPECT_EQ(y.undecodable(), 3u);
+  EXPECT_EQ(y.JunkSummary().rfind("3 undecodable messages, last: protocol-error", 0), 0u)
+      << y.JunkSummary();
 }
 
 TEST(AgentClient, MatchesRepliesByIdAndNonce) {
@@ -266,6 +329,35 @@ TEST(AgentClient, WrongIdAndRequestShapedRepliesAreIgnored) {
     EXPECT_EQ(client->unmatched_replies(), 2u);
     client->Close();
   });
+}
+
+// Replies the client cannot use count against the junk limit: a peer flooding unsolicited
+// replies ends the session, and the close callback hears why, after the waiting request failed.
+TEST(AgentClient, UnexpectedRepliesPastTheLimitEndTheSessionAndTellTheOwner) {
+  Pair p;
+  MessageStream<Socket, AgentMessage, AgentMessage> peer(std::move(p.b));
+  auto client =
+      std::make_shared<AgentClient<Socket>>(std::move(p.a), CodecLimits{}, JunkLimit{10, 1024});
+  std::optional<Status> closed_with;
+  client->SetOnClose([&](const Status& why) { closed_with = why; });
+  client->SetNonce(5);
+  client->Start();
+  RunCoro(p.io, [&]() -> asio::awaitable<void> {
+    std::vector<std::uint8_t> flood;
+    for (std::uint64_t i = 0; i < 20; ++i) {
+      AppendFrame(EncodeAgent(AgentMessage{1000 + i, 5, Pong{}}), flood);
+    }
+    co_await peer.WriteRaw(flood);
+    auto reply = co_await client->Request(Ping{}, 30s);
+    EXPECT_EQ(reply.status().code(), Code::kGuestUnreachable) << reply.status().ToString();
+    EXPECT_NE(reply.status().message().find("too much junk"), std::string::npos)
+        << reply.status().ToString();
+  });
+  ASSERT_TRUE(closed_with.has_value());
+  EXPECT_EQ(closed_with->code(), Code::kProtocolError);
+  EXPECT_NE(closed_with->message().find("unexpected messages"), std::string::npos)
+      << closed_with->ToString();
+  EXPECT_FALSE(client->open());
 }
 
 TEST(MessageStream, ConcurrentWritesGoOutWholeAndInOrder) {

@@ -14,8 +14,10 @@ constexpr bool kHaveRbd = QB_HAVE_RBD != 0;
 
 class ConfiguredBackendsTest : public ::testing::Test {
  protected:
+  // Under the working directory (the build tree), not /tmp: the exec backend refuses a script
+  // with a world-writable directory on its path.
   void SetUp() override {
-    dir_ = (std::filesystem::temp_directory_path() / "qb-cfgb-XXXXXX").string();
+    dir_ = (std::filesystem::current_path() / "qb-cfgb-XXXXXX").string();
     ASSERT_NE(::mkdtemp(dir_.data()), nullptr);
     script_ = dir_ + "/a.sh";
     std::ofstream(script_) << "#!/bin/sh\ncat >/dev/null\n"

@@ -7,8 +7,10 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
+#include <map>
 
 #include "common/time_limits.h"
 #include "protocol/message_stream.h"
@@ -123,17 +125,77 @@ asio::awaitable<proto::ControlReplyBody> Handle(const proto::ControlRequestBody&
   co_return Body(ErrorOf(Error(Code::kInvalidArgument, "unknown request")));
 }
 
-asio::awaitable<void> Serve(Session session, jobs::JobRunner& runner, jobs::GuestRegistry& guests,
-                            std::shared_ptr<std::size_t> sessions) {
-  ++*sessions;
-  for (;;) {
-    auto request = co_await session.Read();
+// Closes `session`'s socket when `timer` fires, unless the session is gone by then.
+void CloseWhenTimerFires(asio::steady_timer& timer, const std::shared_ptr<Session>& session) {
+  timer.async_wait([weak = std::weak_ptr<Session>(session)](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto s = weak.lock()) {
+      boost::system::error_code ignored;
+      s->stream().close(ignored);
+    }
+  });
+}
+
+}  // namespace
+
+struct ControlServer::Sessions {
+  struct Open {
+    std::weak_ptr<Session> session;
+    bool in_flight = false;  // a request is being answered
+  };
+  std::map<std::uint64_t, Open> open;
+  std::uint64_t next_id = 0;
+  std::size_t busy_replies = 0;  // clients over the cap being told "busy"
+  bool stopping = false;
+};
+
+namespace {
+
+asio::awaitable<void> Serve(std::shared_ptr<Session> session, jobs::JobRunner& runner,
+                            jobs::GuestRegistry& guests,
+                            std::shared_ptr<ControlServer::Sessions> sessions,
+                            std::chrono::milliseconds idle_timeout) {
+  const auto id = sessions->next_id++;
+  sessions->open[id] = {session, false};
+  asio::steady_timer idle(session->stream().get_executor());
+  while (!sessions->stopping) {
+    // Idle while reading: a client that sends no (whole) request in time is closed.
+    idle.expires_after(idle_timeout);
+    CloseWhenTimerFires(idle, session);
+    auto request = co_await session->Read();
+    idle.cancel();
     if (!request.ok()) break;
+    sessions->open[id].in_flight = true;
     auto reply = co_await Dispatch(*request, runner, guests);
-    Status written = co_await session.Write(reply);
+    Status written = co_await session->Write(reply);
+    sessions->open[id].in_flight = false;
     if (!written.ok()) break;
   }
-  --*sessions;
+  boost::system::error_code ignored;
+  session->stream().close(ignored);
+  sessions->open.erase(id);
+}
+
+// A client over the cap: its first request is answered with kBusy (same request id), then the
+// connection closes. Waits at most kControlBusyReplyWait for that request.
+asio::awaitable<void> AnswerBusy(std::shared_ptr<Session> session,
+                                 std::shared_ptr<ControlServer::Sessions> sessions,
+                                 std::size_t cap) {
+  ++sessions->busy_replies;
+  asio::steady_timer wait(session->stream().get_executor(), limits::kControlBusyReplyWait);
+  CloseWhenTimerFires(wait, session);
+  auto request = co_await session->Read();
+  wait.cancel();
+  if (request.ok()) {
+    proto::ControlReply reply;
+    reply.request_id = request->request_id;
+    reply.body = ErrorOf(Error(Code::kBusy, "daemon busy: too many control clients (" +
+                                                std::to_string(cap) + "); try again"));
+    co_await session->Write(reply);
+  }
+  boost::system::error_code ignored;
+  session->stream().close(ignored);
+  --sessions->busy_replies;
 }
 
 }  // namespace
@@ -165,7 +227,10 @@ ControlServer::ControlServer(asio::any_io_executor io, jobs::JobRunner& runner,
       runner_(runner),
       guests_(guests),
       options_(std::move(options)),
-      acceptor_(io_) {}
+      acceptor_(io_),
+      sessions_(std::make_shared<Sessions>()) {}
+
+std::size_t ControlServer::sessions() const { return sessions_->open.size(); }
 
 ControlServer::~ControlServer() { Stop(); }
 
@@ -203,6 +268,11 @@ void ControlServer::Stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   std::remove(options_.socket_path.c_str());
+  sessions_->stopping = true;
+  for (auto& [id, open] : sessions_->open) {
+    if (open.in_flight) continue;  // Serve closes it once its reply is written
+    if (auto session = open.session.lock()) session->stream().close(ignored);
+  }
 }
 
 asio::awaitable<void> ControlServer::Accept() {
@@ -212,11 +282,19 @@ asio::awaitable<void> ControlServer::Accept() {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
       continue;
     }
-    if (*sessions_ >= options_.max_sessions) {
-      spdlog::warn("control socket: too many clients, closing one");
-      continue;  // the socket closes as it goes out of scope
+    if (sessions_->open.size() >= options_.max_sessions) {
+      // Telling the client costs a little; past a second cap's worth it is just closed.
+      if (sessions_->busy_replies >= options_.max_sessions) continue;
+      spdlog::warn("control socket: too many clients ({}), answering busy", options_.max_sessions);
+      asio::co_spawn(io_,
+                     AnswerBusy(std::make_shared<Session>(std::move(socket)), sessions_,
+                                options_.max_sessions),
+                     asio::detached);
+      continue;
     }
-    asio::co_spawn(io_, Serve(Session(std::move(socket)), runner_, guests_, sessions_),
+    asio::co_spawn(io_,
+                   Serve(std::make_shared<Session>(std::move(socket)), runner_, guests_, sessions_,
+                         options_.idle_timeout),
                    asio::detached);
   }
 }

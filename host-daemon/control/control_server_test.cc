@@ -20,6 +20,9 @@ using Client = proto::MessageStream<ClientSocket, proto::ControlReply, proto::Co
 
 class ControlServerTest : public ::testing::Test {
  protected:
+  // Overrides for the server's options, applied in SetUp (set by a test's constructor).
+  ControlOptions server_options_;
+
   void SetUp() override {
     auto fake = std::make_unique<arrays::testing::FakeFaultBackend>("fake");
     ASSERT_TRUE(backends_.Add(std::move(fake)).ok());
@@ -41,7 +44,7 @@ class ControlServerTest : public ::testing::Test {
     ASSERT_TRUE(io_.Run(guest.link->WaitConnected(Clock::now() + 10s)).ok());
     runner_ = std::make_unique<jobs::JobRunner>(io_.executor(), pool_.get_executor(), backends_,
                                                 *catalog_, registry_, jobs::JobRunnerOptions{});
-    ControlOptions co;
+    ControlOptions co = server_options_;
     co.socket_path = dir_ / "control.sock";
     server_ = std::make_unique<ControlServer>(io_.executor(), *runner_, registry_, co);
     Status started = io_.Run(
@@ -163,6 +166,93 @@ TEST_F(ControlServerTest, GarbageFromAClientDoesNotHurtTheServer) {
   }(dir_ / "control.sock"));
   auto guests = Ask(proto::ListGuests{});
   EXPECT_TRUE(std::holds_alternative<proto::GuestList>(guests.body));
+}
+
+// Connects a client that sends nothing (it stays idle). Runs on the test's io thread.
+std::shared_ptr<ClientSocket> Idle(testing::IoThread& io, const std::string& path) {
+  return io.Run([](std::string path) -> asio::awaitable<std::shared_ptr<ClientSocket>> {
+    auto socket = std::make_shared<ClientSocket>(co_await asio::this_coro::executor);
+    socket->connect(asio::local::stream_protocol::endpoint(path));
+    co_return socket;
+  }(path));
+}
+
+// True once the server has closed `socket` (a read sees end of stream). Bounded by `limit`.
+bool ClosedByServer(testing::IoThread& io, const std::shared_ptr<ClientSocket>& socket,
+                    std::chrono::seconds limit) {
+  return io.Run([](std::shared_ptr<ClientSocket> socket,
+                   std::chrono::seconds limit) -> asio::awaitable<bool> {
+    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
+    timer.async_wait([socket](boost::system::error_code ec) {
+      if (!ec) socket->cancel();
+    });
+    std::array<char, 64> buffer{};
+    for (;;) {
+      auto [ec, n] = co_await socket->async_read_some(asio::buffer(buffer),
+                                                      asio::as_tuple(asio::use_awaitable));
+      if (ec == asio::error::eof || ec == asio::error::connection_reset) {
+        timer.cancel();
+        co_return true;
+      }
+      if (ec) co_return false;  // cancelled by the timer: still open
+      (void)n;
+    }
+  }(socket, limit));
+}
+
+class ControlServerIdleTest : public ControlServerTest {
+ protected:
+  ControlServerIdleTest() {
+    server_options_.idle_timeout = 300ms;
+    server_options_.max_sessions = 2;
+  }
+};
+
+class ControlServerCapTest : public ControlServerTest {
+ protected:
+  ControlServerCapTest() { server_options_.max_sessions = 2; }
+};
+
+// A client that sends nothing is closed after the idle timeout (issue 11 item 7), so idle
+// clients cannot hold the session slots for good.
+TEST_F(ControlServerIdleTest, IdleClientsAreClosedAfterTheIdleTimeout) {
+  const std::string path = dir_ / "control.sock";
+  auto a = Idle(io_, path);
+  auto b = Idle(io_, path);
+  EXPECT_TRUE(ClosedByServer(io_, a, 20s));
+  EXPECT_TRUE(ClosedByServer(io_, b, 20s));
+  EXPECT_TRUE(testing::Eventually([&] { return server_->sessions() == 0; }));
+  // The slots are free again: a real request gets its answer.
+  auto guests = Ask(proto::ListGuests{});
+  EXPECT_TRUE(std::holds_alternative<proto::GuestList>(guests.body));
+}
+
+// At the cap, a new client gets a "busy" ControlError for its request before the server closes
+// it, not a bare close (which quiescectl reports as "no answer").
+TEST_F(ControlServerCapTest, AtTheCapANewClientIsToldBusy) {
+  const std::string path = dir_ / "control.sock";
+  auto a = Idle(io_, path);
+  auto b = Idle(io_, path);
+  ASSERT_TRUE(testing::Eventually([&] { return server_->sessions() == 2; }));
+  auto reply = Ask(proto::ListGuests{});
+  ASSERT_TRUE(std::holds_alternative<proto::ControlError>(reply.body));
+  const auto& error = std::get<proto::ControlError>(reply.body);
+  EXPECT_EQ(error.code, static_cast<std::uint16_t>(Code::kBusy)) << error.message;
+  EXPECT_NE(error.message.find("too many control clients"), std::string::npos) << error.message;
+  EXPECT_EQ(reply.request_id, 42u);
+}
+
+// Stop() closes the open sessions, as its contract says: a connected idle client sees end of
+// stream at once.
+TEST_F(ControlServerTest, StopClosesOpenSessions) {
+  auto a = Idle(io_, dir_ / "control.sock");
+  ASSERT_TRUE(testing::Eventually([&] { return server_->sessions() == 1; }));
+  io_.Run([](ControlServer* s) -> asio::awaitable<int> {
+    s->Stop();
+    co_return 0;
+  }(server_.get()));
+  EXPECT_TRUE(ClosedByServer(io_, a, 20s));
+  EXPECT_TRUE(testing::Eventually([&] { return server_->sessions() == 0; }));
 }
 
 }  // namespace

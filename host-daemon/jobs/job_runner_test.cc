@@ -328,6 +328,25 @@ TEST_F(JobRunnerTest, FreezeNotHeldIsOnlyCrashConsistent) {
   EXPECT_EQ(rows[0].consistency, catalog::Consistency::kCrashConsistent);
 }
 
+// A group member that says its freeze held (it may lie: the host cannot look inside it) cannot
+// lift the label of another member whose freeze did not hold: the group's label is the weakest
+// member's, for every member's rows. (README, "What the label proves".)
+TEST_F(JobRunnerTest, LyingGroupMemberCannotLiftAnotherVmsLabel) {
+  AddGuest("vm1", AgentBehavior::kNotHeld);
+  AddGuest("vm2");  // claims its freeze held the whole window
+  JobRunnerOptions options;
+  options.groups["db"] = {"vm1", "vm2"};
+  StartRunner(options);
+  auto report = Snap({}, 0, "db");
+  EXPECT_EQ(report.consistency, "crash-consistent") << report.error;
+  const auto vm1_rows = Rows("vm1");
+  const auto vm2_rows = Rows("vm2");
+  ASSERT_EQ(vm1_rows.size(), 1u);
+  ASSERT_EQ(vm2_rows.size(), 1u);
+  EXPECT_EQ(vm1_rows[0].consistency, catalog::Consistency::kCrashConsistent);
+  EXPECT_EQ(vm2_rows[0].consistency, catalog::Consistency::kCrashConsistent);
+}
+
 TEST_F(JobRunnerTest, SecondJobOnABusyVmIsRefused) {
   AddGuest("vm1");
   fake_->CloseGate();

@@ -81,13 +81,20 @@ void GuestLink::SetState(LinkState state, const std::string& error) {
 
 std::uint64_t GuestLink::JunkCount() const {
   if (!client_) return 0;
-  const auto& stats = client_->channel().frame_stats();
-  return client_->stale_replies() + client_->unmatched_replies() +
-         client_->channel().undecodable() + stats.bad_frames + stats.oversize;
+  return client_->channel().bad_messages();
+}
+
+void GuestLink::OnClientClosed(const std::shared_ptr<Client>& client, const qb::Status& why) {
+  if (client_ != client) return;  // already ended by the daemon
+  EndSession(why.ToString());
 }
 
 void GuestLink::EndSession(const std::string& why) {
   if (!client_) return;
+  {
+    std::lock_guard lock(info_mutex_);
+    info_.junk = JunkCount();
+  }
   spdlog::info("guest {}: session ended: {}", options_.guest_name, why);
   // Requests still waiting on this session fail now, saying why, not at their deadlines.
   client_->CancelAll(
@@ -140,7 +147,19 @@ asio::awaitable<qb::Status> GuestLink::OpenSession() {
   if (*timed_out) co_return Error(Code::kTimeout, "connect: no answer within the hello timeout");
   if (ec) co_return Error(Code::kGuestUnreachable, "connect: " + ec.message());
 
-  client_ = std::make_shared<Client>(std::move(socket), options_.codec_limits);
+  client_ = std::make_shared<Client>(
+      std::move(socket), options_.codec_limits,
+      proto::JunkLimit{options_.max_junk_per_session, options_.max_junk_bytes_per_session});
+  // Runs on the strand (the socket's executor) when the reader loop ends; posted, so the
+  // session ends outside the reader's own frame.
+  client_->SetOnClose([weak_link = weak_from_this(),
+                       weak_client = std::weak_ptr<Client>(client_)](const qb::Status& why) {
+    auto link = weak_link.lock();
+    if (!link) return;
+    asio::post(link->strand_, [link, weak_client, why] {
+      if (auto closed = weak_client.lock()) link->OnClientClosed(closed, why);
+    });
+  });
   client_->SetNonce(RandomNonce());
   client_->Start();
   auto client = client_;
@@ -231,6 +250,11 @@ asio::awaitable<Result<proto::AgentMessage>> GuestLink::Request(const proto::Age
   auto client = client_;
   const auto left = Remaining(deadline);
   auto reply = co_await client->Request(body, left);
+  if (!reply.ok() && reply.status().code() == Code::kTimeout) {
+    // A guest that sent only junk is not a silent guest: say what it sent.
+    const auto junk = client->channel().JunkSummary();
+    if (!junk.empty()) reply = Error(Code::kTimeout, "no valid reply within the deadline; " + junk);
+  }
   if (client_ == client) {
     auto junk = JunkCount();
     {

@@ -8,8 +8,11 @@
 // The guest is untrusted (DESIGN.md invariant 4): every reply is checked against its request
 // (host-daemon/link/reply_check.h) and every request has a deadline, so a guest that sends
 // garbage, oversize frames, floods, or never answers costs its own link a bounded amount of
-// memory and CPU and never blocks another link. A session that produces more than
-// max_junk_per_session bad or unexpected messages is closed and reconnected after backoff.
+// memory and CPU and never blocks another link. A session whose junk passes its limits
+// (max_junk_per_session bad, undecodable or unexpected messages, or max_junk_bytes_per_session
+// bytes skipped between frames) is closed as the bytes arrive, saying what was wrong, and
+// reconnected after backoff. When the agent's side closes, the link notices at once: the state
+// leaves "connected" and reconnecting starts without waiting for the next heartbeat.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -54,6 +57,7 @@ struct LinkOptions {
   std::chrono::milliseconds backoff_max = limits::kReconnectBackoffMax;
   proto::CodecLimits codec_limits;
   std::uint64_t max_junk_per_session = 1024;
+  std::uint64_t max_junk_bytes_per_session = 256 * 1024;
   // Called on the link's strand each time a session opens (after Hello and inventory), with
   // the agent's HelloReply (its freeze_state names a job it is frozen for). May be empty.
   std::function<void(const proto::HelloReply&)> on_session;
@@ -67,7 +71,9 @@ struct LinkInfo {
   std::optional<proto::Inventory> inventory;       // last inventory fetched
   std::optional<proto::FreezeState> freeze_state;  // last freeze state the agent reported
   std::uint64_t sessions = 0;                      // sessions opened so far
-  std::uint64_t junk = 0;  // bad frames, stale and unmatched replies in this session
+  // Bad and oversize frames, undecodable messages, stale and unmatched replies in this
+  // session (or in the last one, once it ended).
+  std::uint64_t junk = 0;
 };
 
 class GuestLink : public std::enable_shared_from_this<GuestLink> {
@@ -117,6 +123,8 @@ class GuestLink : public std::enable_shared_from_this<GuestLink> {
   asio::awaitable<Result<proto::AgentMessage>> Request(const proto::AgentBody& body,
                                                        Clock::time_point deadline);
   void EndSession(const std::string& why);
+  // The client's reader loop ended (the agent closed, a read failed, junk over the limit).
+  void OnClientClosed(const std::shared_ptr<Client>& client, const qb::Status& why);
   void SetState(LinkState state, const std::string& error);
   std::uint64_t JunkCount() const;
 

@@ -1,7 +1,15 @@
 #include "host-daemon/link/guest_link.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <thread>
+
+#include "protocol/frame.h"
 #include "tests/daemon/test_agent.h"
 #include "tests/daemon/test_env.h"
 
@@ -11,6 +19,70 @@ namespace {
 using namespace std::chrono_literals;
 using testing::AgentBehavior;
 using testing::TestAgent;
+
+// An "agent" that sends fixed bytes on every connection: once, or again and again (a flood)
+// until the daemon closes the connection. It reads nothing and never answers properly.
+class RawAgent {
+ public:
+  RawAgent(const std::string& path, std::vector<std::uint8_t> bytes, bool repeat)
+      : bytes_(std::move(bytes)), repeat_(repeat) {
+    listener_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+    ::unlink(path.c_str());
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(::listen(listener_, 8), 0);
+    path_ = path;
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~RawAgent() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+    ::unlink(path_.c_str());
+  }
+  int connections() const { return connections_; }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd ready{listener_, POLLIN, 0};
+      if (::poll(&ready, 1, 20) <= 0) continue;
+      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      ++connections_;
+      do {
+        std::size_t sent = 0;
+        while (!stop_ && sent < bytes_.size()) {
+          pollfd out{fd, POLLOUT, 0};
+          if (::poll(&out, 1, 20) <= 0) continue;
+          const ssize_t n =
+              ::send(fd, bytes_.data() + sent, bytes_.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+          if (n > 0) sent += static_cast<std::size_t>(n);
+        }
+        if (sent < bytes_.size()) break;  // the daemon closed the connection
+      } while (repeat_ && !stop_);
+      // Once: keep the connection open (silent) until the daemon gives up on it.
+      while (!repeat_ && !stop_) {
+        pollfd in{fd, POLLIN, 0};
+        if (::poll(&in, 1, 20) <= 0) continue;
+        char sink[4096];
+        if (::recv(fd, sink, sizeof sink, 0) <= 0) break;
+      }
+      ::close(fd);
+    }
+  }
+
+  std::vector<std::uint8_t> bytes_;
+  bool repeat_;
+  std::string path_;
+  int listener_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
 
 class GuestLinkTest : public ::testing::Test {
  protected:
@@ -22,7 +94,8 @@ class GuestLinkTest : public ::testing::Test {
     o.slow_frozen_delay = 3s;
     return std::make_unique<TestAgent>(o);
   }
-  std::shared_ptr<GuestLink> MakeLink(const std::string& name) {
+  std::shared_ptr<GuestLink> MakeLink(const std::string& name,
+                                      const std::function<void(LinkOptions&)>& adjust = {}) {
     LinkOptions o;
     o.guest_name = name;
     o.endpoint = *ParseEndpoint("unix:" + (dir_ / (name + ".sock")));
@@ -31,6 +104,7 @@ class GuestLinkTest : public ::testing::Test {
     o.heartbeat_interval = 50ms;
     o.backoff_min = 10ms;
     o.backoff_max = 100ms;
+    if (adjust) adjust(o);
     auto link = GuestLink::Create(io_.executor(), o);
     links_.push_back(link);
     link->Start();
@@ -232,6 +306,73 @@ TEST_F(GuestLinkTest, EndingTheSessionFailsAWaitingRequestWithTheReason) {
   EXPECT_EQ(frozen.status().code(), Code::kGuestUnreachable) << frozen.status().ToString();
   EXPECT_NE(frozen.status().message().find("vm1: session ended: link stopped"), std::string::npos)
       << frozen.status().ToString();
+}
+
+// A guest that floods junk during Hello: the link ends the session as soon as the junk passes
+// the link's limit, long before the Hello timeout, and says why (issue 11 item 4).
+TEST_F(GuestLinkTest, FloodingGuestIsCutOffAtTheJunkLimitNotAtTheHelloTimeout) {
+  std::vector<std::uint8_t> undecodable;
+  for (int i = 0; i < 256; ++i)
+    proto::AppendFrame(std::vector<std::uint8_t>(32, 0xAB), undecodable);
+  const std::vector<std::pair<std::string, std::vector<std::uint8_t>>> floods = {
+      {"garbage", std::vector<std::uint8_t>(64 * 1024, 0x5A)},
+      {"undecodable", undecodable},
+  };
+  for (const auto& [kind, bytes] : floods) {
+    RawAgent agent(dir_ / (kind + ".sock"), bytes, /*repeat=*/true);
+    auto link = MakeLink(kind, [](LinkOptions& o) {
+      o.hello_timeout = 60s;  // the flood must end the session long before this
+      o.backoff_min = 10s;    // one session is enough to look at
+      o.backoff_max = 10s;
+    });
+    ASSERT_TRUE(testing::Eventually(
+        [&] { return link->Info().last_error.find("too much junk") != std::string::npos; }, 20s))
+        << kind << ": " << link->Info().last_error;
+    auto info = link->Info();
+    EXPECT_NE(info.state, LinkState::kConnected) << kind;
+    EXPECT_EQ(info.sessions, 0u) << kind;
+    EXPECT_NE(info.last_error.find(kind == "garbage" ? "bytes skipped" : "undecodable messages"),
+              std::string::npos)
+        << kind << ": " << info.last_error;
+    link->Stop();
+  }
+}
+
+// A guest that answers Hello with messages that do not decode is not a silent guest: the link
+// state says what was wrong with what it sent (issue 11 item 5).
+TEST_F(GuestLinkTest, UndecodableRepliesAreNamedInTheLinkState) {
+  std::vector<std::uint8_t> bytes;
+  for (int i = 0; i < 3; ++i) proto::AppendFrame(std::vector<std::uint8_t>(32, 0xAB), bytes);
+  RawAgent agent(dir_ / "vm1.sock", bytes, /*repeat=*/false);
+  auto link = MakeLink("vm1", [](LinkOptions& o) {
+    o.hello_timeout = 300ms;
+    o.backoff_min = 10s;
+    o.backoff_max = 10s;
+  });
+  ASSERT_TRUE(testing::Eventually([&] { return !link->Info().last_error.empty(); }, 20s));
+  const auto error = link->Info().last_error;
+  EXPECT_NE(error.find("hello: "), std::string::npos) << error;
+  EXPECT_NE(error.find("no valid reply"), std::string::npos) << error;
+  EXPECT_NE(error.find("3 undecodable messages, last: protocol-error"), std::string::npos) << error;
+}
+
+// The agent's side closes: the link leaves "connected" at once (not at the next heartbeat,
+// here a minute away) and opens a new session (issue 11 item 6).
+TEST_F(GuestLinkTest, ClosedSessionLeavesConnectedAtOnceAndReconnects) {
+  auto agent = MakeAgent("vm1", AgentBehavior::kNormal);
+  auto link = MakeLink("vm1", [](LinkOptions& o) { o.heartbeat_interval = 60s; });
+  ASSERT_TRUE(WaitConnected(link).ok());
+  ASSERT_EQ(link->Info().sessions, 1u);
+  agent->SetBehavior(AgentBehavior::kSilent);  // the next session stays in Hello
+  agent->DropSessions();
+  EXPECT_TRUE(testing::Eventually([&] { return link->Info().state != LinkState::kConnected; }, 20s))
+      << "still connected after the agent closed its side";
+  EXPECT_NE(link->Info().last_error.find("end of stream"), std::string::npos)
+      << link->Info().last_error;
+  EXPECT_TRUE(testing::Eventually([&] { return agent->hellos() >= 2; }, 20s))
+      << "no reconnect after the close";
+  agent->SetBehavior(AgentBehavior::kNormal);
+  EXPECT_TRUE(WaitConnected(link, 20s).ok());
 }
 
 }  // namespace

@@ -10,13 +10,15 @@ DAEMON=
 cleanup() {
   [ -n "$DAEMON" ] && kill -9 "$DAEMON" 2>/dev/null
   wait 2>/dev/null
-  rm -rf "$T"
+  rm -rf "$T" "${S:-}"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-printf '#!/bin/sh\ncat >/dev/null\necho %s\n' "'{\"ok\":true,\"capabilities\":{}}'" > "$T/array.sh"
-chmod 0755 "$T/array.sh"
+# The exec script must sit where only root can write: not under a world-writable /tmp.
+S=$(mktemp -d "$PWD/qb-exec-XXXXXX")
+printf '#!/bin/sh\ncat >/dev/null\necho %s\n' "'{\"ok\":true,\"capabilities\":{}}'" > "$S/array.sh"
+chmod 0755 "$S/array.sh"
 printf 'T-0000-secret-token\n' > "$T/fa.token"
 chmod 0400 "$T/fa.token"
 printf 'T-0000-secret-token\n' > "$T/open.token"
@@ -33,7 +35,7 @@ worker_threads = 1
 [backends.reflink]
 snapshot_dir = "$T/snaps"
 [backends.exec]
-script = "$T/array.sh"
+script = "$S/array.sh"
 [backends.fa1]
 type = "purity"
 host = "127.0.0.1"

@@ -15,11 +15,18 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
   wait 2>/dev/null
-  rm -rf "$T"
+  rm -rf "$T" "${S:-}"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 export QB_FAKE_ARRAY_DIR=$T/array
+# The exec script must sit where only root can write (a world-writable /tmp on its path is
+# refused) and gets none of the daemon's variables: a 0700 wrapper under the build tree hands
+# the array directory to fake_array.py.
+S=$(mktemp -d "$PWD/qb-exec-XXXXXX")
+printf '#!/bin/sh\nQB_FAKE_ARRAY_DIR=%s exec %s\n' "$T/array" "$ARRAY" > "$S/array.sh"
+chmod 0700 "$S/array.sh"
+ARRAY=$S/array.sh
 mkdir -p "$T/array"
 
 cat > "$T/quiesced.toml" <<TOML

@@ -22,6 +22,13 @@ QUIESCED=$(realpath "$1") CTL=$(realpath "$2") AGENT=$(realpath "$3") ARRAY=$(re
 T=$(mktemp -d /tmp/qb-real-XXXXXX)
 PIDS=()
 export QB_FAKE_ARRAY_DIR=$T/array  # the slow exec array (fake_array.py) of part 2
+# The exec script must sit where only root can write (a world-writable /tmp on its path is
+# refused) and gets none of the daemon's variables: a 0700 wrapper under the build tree hands
+# the array directory to fake_array.py.
+S=$(mktemp -d "$PWD/qb-exec-XXXXXX")
+printf '#!/bin/sh\nQB_FAKE_ARRAY_DIR=%s exec %s\n' "$T/array" "$ARRAY" > "$S/array.sh"
+chmod 0700 "$S/array.sh"
+ARRAY=$S/array.sh
 LOOP=
 PROBE=
 cleanup() {
@@ -32,7 +39,7 @@ cleanup() {
   [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
   mountpoint -q "$T/xfs" && umount "$T/xfs"
   wait 2>/dev/null
-  rm -rf "$T"
+  rm -rf "$T" "${S:-}"
 }
 trap cleanup EXIT
 fail() {

@@ -62,8 +62,13 @@ class ExecBackend final : public ArrayBackend {
     request["op"] = op;
     const std::string context =
         "exec backend '" + options_.name + "' (" + options_.script + ") " + std::string(op);
-    auto run = RunScript(options_.script, json::serialize(request) + "\n", deadline,
-                         kMaxAnswerBytes, kMaxStderrBytes);
+    // Checked before every run too: a script that became writable by others since startup is
+    // not run as root.
+    if (Status trusted = CheckTrustedProgram(options_.script); !trusted.ok()) {
+      return trusted.WithContext(context + ": refusing to run the script");
+    }
+    auto run = RunScript(options_.script, ScriptEnvironment(), json::serialize(request) + "\n",
+                         deadline, kMaxAnswerBytes, kMaxStderrBytes);
     if (!run.ok()) return run.status().WithContext(context);
     const std::string stderr_text = Trimmed(run->stderr_text);
     auto with_stderr = [&](std::string message) {
@@ -325,6 +330,10 @@ Result<std::unique_ptr<ArrayBackend>> MakeExecBackend(const ExecOptions& options
   if (options.script.empty() || options.script.front() != '/') {
     return Error(Code::kInvalidArgument, "exec backend '" + options.name + "': script '" +
                                              options.script + "' is not an absolute path");
+  }
+  if (Status trusted = CheckTrustedProgram(options.script); !trusted.ok()) {
+    return trusted.WithContext("exec backend '" + options.name + "': script '" + options.script +
+                               "' refused");
   }
   if (::access(options.script.c_str(), X_OK) != 0) {
     return Error(Code::kInvalidArgument, "exec backend '" + options.name + "': script '" +

@@ -7,6 +7,12 @@
 // the call fails with kTimeout. stdout is capped at kMaxAnswerBytes, stderr at kMaxStderrBytes;
 // stderr is put into error messages (trimmed) so admins see why their script failed.
 //
+// Trust: the script runs as the daemon's user (root). At startup and before every run, the
+// file and every directory on its path (symlinks followed, each hop checked) must be owned by
+// root (or the daemon's user) and not writable by group or others: otherwise whoever can
+// write there could run code as root. The script's environment is exactly ScriptEnvironment()
+// (PATH=/usr/sbin:/usr/bin:/sbin:/bin, LANG=C.UTF-8); nothing of the daemon's own reaches it.
+//
 // Group semantics are the script's: capabilities.atomic_group says whether its snapshot of a
 // group is one atomic cut. The daemon still makes Snapshot all-or-nothing: after any failure
 // it asks the script to find and remove what the job key created.
@@ -36,9 +42,10 @@ struct ExecOptions {
 };
 
 // Runs the script's "capabilities" operation once and builds the backend with the answer.
-// kInvalidArgument: script path not absolute / not executable. Any failure of the run itself
-// (timeout, garbage, error answer) is returned as is, so a misconfigured script stops startup
-// with a clear message instead of failing the first job.
+// kInvalidArgument: script path not absolute / not executable. kPermissionDenied: the script
+// or a directory on its path may be written by someone other than root (message names it). Any
+// failure of the run itself (timeout, garbage, error answer) is returned as is, so a misconfigured
+// script stops startup with a clear message instead of failing the first job.
 Result<std::unique_ptr<ArrayBackend>> MakeExecBackend(const ExecOptions& options);
 
 }  // namespace qb::arrays::exec

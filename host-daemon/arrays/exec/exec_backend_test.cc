@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -27,8 +28,10 @@ std::string ReadFile(const std::string& path) {
 
 class ExecBackendTest : public ::testing::Test {
  protected:
+  // Scripts live in a 0700 directory under the working directory (the build tree), not under
+  // /tmp: a world-writable directory on a script's path is refused (CheckTrustedProgram).
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "qb-exec-XXXXXX").string();
+    std::string pattern = (fs::current_path() / "qb-exec-XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
   }
@@ -229,6 +232,101 @@ TEST_F(ExecBackendTest, StartupRefusesBadScripts) {
             Code::kProtocolError);
 }
 
+// Whoever can write the script, or a directory on its path, could run code as root through
+// the daemon: such scripts are refused at startup, naming the path.
+TEST_F(ExecBackendTest, ScriptWritableByGroupIsRefused) {
+  const std::string script = Script("");
+  fs::permissions(script, fs::perms::owner_all | fs::perms::group_all);
+  auto backend = MakeExecBackend({.name = "exec", .script = script, .timeout = 5s});
+  EXPECT_EQ(backend.status().code(), Code::kPermissionDenied) << backend.status().ToString();
+  EXPECT_NE(backend.status().message().find(script + " is writable by group or others"),
+            std::string::npos)
+      << backend.status().ToString();
+  EXPECT_FALSE(fs::exists(dir_ + "/requests.log")) << "the refused script was run";
+}
+
+TEST_F(ExecBackendTest, WorldWritableDirectoryOnThePathIsRefusedStickyOrNot) {
+  const std::string script = Script("");
+  for (auto mode : {fs::perms::all, fs::perms::all | fs::perms::sticky_bit}) {
+    const std::string open_dir = dir_ + "/open";
+    fs::create_directory(open_dir);
+    fs::permissions(open_dir, mode);
+    fs::copy_file(script, open_dir + "/array.sh", fs::copy_options::overwrite_existing);
+    auto backend = MakeExecBackend({.name = "exec", .script = open_dir + "/array.sh"});
+    EXPECT_EQ(backend.status().code(), Code::kPermissionDenied) << backend.status().ToString();
+    EXPECT_NE(backend.status().message().find(open_dir + " is writable by group or others"),
+              std::string::npos)
+        << backend.status().ToString();
+    fs::remove_all(open_dir);
+  }
+}
+
+// A symlink is followed hop by hop: a link to a script in an open directory is refused, and so
+// is a link that itself sits in an open directory (whoever can write there can repoint it).
+TEST_F(ExecBackendTest, SymlinksIntoOrFromOpenDirectoriesAreRefused) {
+  const std::string script = Script("");
+  const std::string open_dir = dir_ + "/open";
+  fs::create_directory(open_dir);
+  fs::copy_file(script, open_dir + "/array.sh");
+  fs::create_symlink(open_dir + "/array.sh", dir_ + "/into-open.sh");
+  fs::create_symlink(script, open_dir + "/from-open.sh");
+  fs::permissions(open_dir, fs::perms::all);
+  for (const auto& path : {dir_ + "/into-open.sh", open_dir + "/from-open.sh"}) {
+    auto backend = MakeExecBackend({.name = "exec", .script = path});
+    EXPECT_EQ(backend.status().code(), Code::kPermissionDenied)
+        << path << ": " << backend.status().ToString();
+    EXPECT_NE(backend.status().message().find(open_dir + " is writable"), std::string::npos)
+        << backend.status().ToString();
+  }
+  // A symlink whose every hop is trusted is fine.
+  fs::create_symlink(script, dir_ + "/good-link.sh");
+  EXPECT_NE(Make(dir_ + "/good-link.sh"), nullptr);
+}
+
+// Checked before every run too, not only at startup.
+TEST_F(ExecBackendTest, ScriptThatBecameWritableIsNotRunAgain) {
+  const std::string script = Script("");
+  auto backend = Make(script);
+  ASSERT_NE(backend, nullptr);
+  fs::permissions(script, fs::perms::owner_all | fs::perms::others_all);
+  const int before = CountRequests("snapshot");
+  auto snapshot = backend->Snapshot(luns_, "job_w", std::chrono::steady_clock::now() + 10s);
+  EXPECT_FALSE(snapshot.ok());
+  EXPECT_NE(snapshot.status().message().find("refusing to run the script: " + script +
+                                             " is writable by group or others"),
+            std::string::npos)
+      << snapshot.status().ToString();
+  EXPECT_EQ(CountRequests("snapshot"), before);
+}
+
+// The script sees a defined environment, none of the daemon's (CREDENTIALS_DIRECTORY above all).
+TEST_F(ExecBackendTest, ScriptGetsOnlyTheDefinedEnvironment) {
+  ::setenv("CREDENTIALS_DIRECTORY", "/run/credentials/quiesced.service", 1);
+  ::setenv("QB_DAEMON_PRIVATE", "secret", 1);
+  const std::string script = Script("  *'\"op\":\"list\"'*) env > '" + dir_ +
+                                    "/env.txt'; echo '{\"ok\":true,"
+                                    "\"snapshots\":[]}'; exit 0;;");
+  auto backend = Make(script);
+  ASSERT_NE(backend, nullptr);
+  (void)backend->List(luns_[0]);
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  ::unsetenv("QB_DAEMON_PRIVATE");
+  std::istringstream env(ReadFile(dir_ + "/env.txt"));
+  std::map<std::string, std::string> seen;
+  for (std::string line; std::getline(env, line);) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) seen[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  ASSERT_FALSE(seen.empty()) << "the script did not run";
+  EXPECT_EQ(seen["PATH"], "/usr/sbin:/usr/bin:/sbin:/bin");
+  EXPECT_EQ(seen["LANG"], "C.UTF-8");
+  for (const auto& [name, value] : seen) {
+    // PWD, SHLVL and _ are set by the shell itself.
+    EXPECT_TRUE(name == "PATH" || name == "LANG" || name == "PWD" || name == "SHLVL" || name == "_")
+        << "unexpected variable in the script's environment: " << name << "=" << value;
+  }
+}
+
 TEST(ScriptRunnerTest, ScriptThatIgnoresStdinStillAnswers) {
   std::string pattern = (fs::temp_directory_path() / "qb-run-XXXXXX").string();
   ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
@@ -236,7 +334,8 @@ TEST(ScriptRunnerTest, ScriptThatIgnoresStdinStillAnswers) {
   std::ofstream(script) << "#!/bin/sh\necho hello\necho oops >&2\n";
   fs::permissions(script, fs::perms::owner_all);
   const std::string big(1 << 20, 'x');  // more than a socket buffer, never read
-  auto run = RunScript(script, big, std::chrono::steady_clock::now() + 20s, 1024, 1024);
+  auto run = RunScript(script, ScriptEnvironment(), big, std::chrono::steady_clock::now() + 20s,
+                       1024, 1024);
   fs::remove_all(pattern);
   ASSERT_TRUE(run.ok()) << run.status().ToString();
   EXPECT_EQ(run->exit_code, 0);

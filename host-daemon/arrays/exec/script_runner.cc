@@ -4,13 +4,16 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
+#include <deque>
 #include <vector>
 
 #include "common/unique_fd.h"
@@ -43,9 +46,95 @@ bool Drain(int fd, std::string& out, std::size_t cap, bool* truncated) {
   return true;
 }
 
+std::vector<std::string> Components(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto slash = path.find('/', start);
+    const auto end = slash == std::string::npos ? path.size() : slash;
+    if (end > start) out.push_back(path.substr(start, end - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return out;
+}
+
+std::string Octal(mode_t mode) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// Owner root or the daemon's user, no write bit for group or others.
+Status CheckOwnerAndMode(const std::string& path, const struct stat& st) {
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    return Error(Code::kPermissionDenied, path + " is owned by uid " + std::to_string(st.st_uid) +
+                                              ", not root (or the daemon's user)");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return Error(Code::kPermissionDenied,
+                 path + " is writable by group or others (mode " + Octal(st.st_mode) + ")");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
-Result<ScriptOutput> RunScript(const std::string& program, const std::string& input,
+std::vector<std::string> ScriptEnvironment() {
+  return {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"};
+}
+
+Status CheckTrustedProgram(const std::string& path) {
+  if (path.empty() || path.front() != '/') {
+    return Error(Code::kInvalidArgument, path + " is not an absolute path");
+  }
+  struct stat st {};
+  if (::stat("/", &st) != 0) return IoError("stat /");
+  QB_RETURN_IF_ERROR(CheckOwnerAndMode("/", st));
+  // Resolve like the kernel: every directory a name is looked up in is checked before it is
+  // trusted, including those of each symlink's target.
+  std::deque<std::string> todo;
+  for (auto& c : Components(path)) todo.push_back(std::move(c));
+  std::string current;  // "" is "/"
+  int links = 0;
+  while (!todo.empty()) {
+    const std::string name = todo.front();
+    todo.pop_front();
+    if (name == ".") continue;
+    if (name == "..") {
+      current = current.substr(0, current.rfind('/'));
+      continue;
+    }
+    const std::string next = current + "/" + name;
+    if (::lstat(next.c_str(), &st) != 0) {
+      if (errno == ENOENT) return Error(Code::kNotFound, next + " does not exist");
+      return IoError("lstat " + next);
+    }
+    if (S_ISLNK(st.st_mode)) {
+      if (++links > 40) return Error(Code::kInvalidArgument, path + ": too many symlinks");
+      std::vector<char> target(PATH_MAX + 1);
+      const ssize_t n = ::readlink(next.c_str(), target.data(), PATH_MAX);
+      if (n < 0) return IoError("readlink " + next);
+      const std::string to(target.data(), static_cast<std::size_t>(n));
+      auto parts = Components(to);
+      todo.insert(todo.begin(), parts.begin(), parts.end());
+      if (!to.empty() && to.front() == '/') current.clear();
+      continue;
+    }
+    QB_RETURN_IF_ERROR(CheckOwnerAndMode(next, st));
+    if (todo.empty()) {
+      if (!S_ISREG(st.st_mode)) return Error(Code::kPermissionDenied, next + " is not a file");
+    } else {
+      if (!S_ISDIR(st.st_mode)) return Error(Code::kNotFound, next + " is not a directory");
+      current = next;
+    }
+  }
+  return Status::Ok();
+}
+
+Result<ScriptOutput> RunScript(const std::string& program,
+                               const std::vector<std::string>& environment,
+                               const std::string& input,
                                std::chrono::steady_clock::time_point deadline,
                                std::size_t max_stdout, std::size_t max_stderr) {
   // stdin is a socket so writing to a script that does not read it gives EPIPE, not SIGPIPE.
@@ -64,6 +153,14 @@ Result<ScriptOutput> RunScript(const std::string& program, const std::string& in
   std::vector<char> path(program.begin(), program.end());
   path.push_back('\0');
   char* const argv[] = {path.data(), nullptr};
+  std::vector<std::vector<char>> env_text;
+  std::vector<char*> envp;
+  for (const auto& entry : environment) env_text.emplace_back(entry.begin(), entry.end());
+  for (auto& entry : env_text) {
+    entry.push_back('\0');
+    envp.push_back(entry.data());
+  }
+  envp.push_back(nullptr);
 
   const pid_t pid = ::fork();
   if (pid < 0) return IoError("fork " + program);
@@ -78,7 +175,7 @@ Result<ScriptOutput> RunScript(const std::string& program, const std::string& in
       ::_exit(127);
     }
     ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    ::execv(path.data(), argv);
+    ::execve(path.data(), argv, envp.data());
     ::_exit(127);
   }
   ::setpgid(pid, pid);  // also in the parent: no window where a kill misses the group

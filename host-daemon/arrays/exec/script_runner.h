@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -16,11 +17,26 @@ struct ScriptOutput {
   bool stdout_truncated = false;
 };
 
-// Runs `program` (no arguments) in its own process group, writes `input` to its stdin, closes
+// The whole environment of every script run: nothing of the daemon's own (no
+// CREDENTIALS_DIRECTORY, no NOTIFY_SOCKET, no proxy settings) reaches the script.
+std::vector<std::string> ScriptEnvironment();
+
+// Checks that `path` is safe for the daemon to run: every directory the path's lookup passes
+// through (following each symlink, chain by chain) and the file it names are owned by root or
+// by the daemon's effective user, and not writable by group or others, and the file is a
+// regular file. A sticky world-writable directory (/tmp) is refused too: any user can create
+// names in it. kPermissionDenied naming the offending path and why; kNotFound / kIoError when
+// a component cannot be examined. BLOCKING (a few lstat calls); thread-safe.
+Status CheckTrustedProgram(const std::string& path);
+
+// Runs `program` (no arguments) in its own process group, with exactly the environment
+// `environment` ("NAME=value" entries), writes `input` to its stdin, closes
 // it, and reads stdout and stderr until both close and the process exits. When `deadline`
 // passes first, the whole process group gets SIGKILL and the result is kTimeout (message
 // carries the stderr seen so far). kIoError if it cannot be started. BLOCKING; thread-safe.
-Result<ScriptOutput> RunScript(const std::string& program, const std::string& input,
+Result<ScriptOutput> RunScript(const std::string& program,
+                               const std::vector<std::string>& environment,
+                               const std::string& input,
                                std::chrono::steady_clock::time_point deadline,
                                std::size_t max_stdout, std::size_t max_stderr);
 

@@ -1,5 +1,6 @@
 #include "host-daemon/arrays/purity/rest_client.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -24,6 +25,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "common/unique_fd.h"
 
 namespace qb::arrays::purity {
 
@@ -446,11 +449,21 @@ bool IsAlreadyExists(const RestReply& reply) {
 
 namespace {
 
+// Opens the file once (never following a symlink, never blocking on a FIFO) and checks the
+// open file, so what is checked is what is read.
 Result<std::string> ReadTokenFile(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    if (errno == ELOOP) {
+      return Error(Code::kPermissionDenied,
+                   fmt::format("API token file {} is a symlink; name the file itself", path));
+    }
     return Error(errno == ENOENT ? Code::kNotFound : Code::kIoError,
                  fmt::format("API token file {}: {}", path, std::strerror(errno)));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    return Error(Code::kIoError, fmt::format("API token file {}: {}", path, std::strerror(errno)));
   }
   if (!S_ISREG(st.st_mode)) {
     return Error(Code::kInvalidArgument,
@@ -467,10 +480,26 @@ Result<std::string> ReadTokenFile(const std::string& path) {
                  fmt::format("API token file {} is owned by uid {}, not root or this process", path,
                              st.st_uid));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(Code::kIoError, fmt::format("cannot open API token file {}", path));
+  // A token is short; a file larger than this is not a token.
+  constexpr std::size_t kMaxTokenFile = 64 * 1024;
   std::string token;
-  std::getline(in, token, '\0');
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return Error(Code::kIoError,
+                   fmt::format("API token file {}: {}", path, std::strerror(errno)));
+    }
+    if (n == 0) break;
+    token.append(buffer, static_cast<std::size_t>(n));
+    OPENSSL_cleanse(buffer, sizeof buffer);
+    if (token.size() > kMaxTokenFile) {
+      OPENSSL_cleanse(token.data(), token.size());
+      return Error(Code::kInvalidArgument, fmt::format("API token file {} is too large", path));
+    }
+  }
+  if (const auto nul = token.find('\0'); nul != std::string::npos) token.resize(nul);
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
   if (token.empty())
     return Error(Code::kInvalidArgument, fmt::format("API token file {} is empty", path));

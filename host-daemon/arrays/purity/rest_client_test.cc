@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -226,6 +228,22 @@ TEST(PurityApiToken, RefusesGroupOrWorldReadableFiles) {
   EXPECT_EQ(LoadApiTokenFile(sim.certificate.dir() + "/missing").status().code(), Code::kNotFound);
   EXPECT_EQ(LoadApiTokenFile(sim.WriteFile("empty", "\n", 0600)).status().code(),
             Code::kInvalidArgument);
+}
+
+// The file is opened once and the open file is checked: a symlink (which someone could point
+// elsewhere between a check by path and the open) is refused, even to a good file.
+TEST(PurityApiToken, RefusesASymlinkAndChecksTheOpenFile) {
+  SimulatedArray sim;
+  const std::string good = sim.WriteFile("token", std::string(kTestApiToken) + "\n", 0600);
+  const std::string link = sim.certificate.dir() + "/token-link";
+  ASSERT_EQ(::symlink(good.c_str(), link.c_str()), 0);
+  auto refused = LoadApiTokenFile(link);
+  EXPECT_EQ(refused.status().code(), Code::kPermissionDenied) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("symlink"), std::string::npos)
+      << refused.status().ToString();
+  const std::string fifo = sim.certificate.dir() + "/token-fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(LoadApiTokenFile(fifo).status().code(), Code::kInvalidArgument);  // and no hang
 }
 
 TEST(PurityApiToken, ReadsASystemdCredential) {

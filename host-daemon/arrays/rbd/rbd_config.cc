@@ -1,6 +1,13 @@
 #include "host-daemon/arrays/rbd/rbd_config.h"
 
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 
 namespace qb::arrays::rbd {
 namespace {
@@ -29,7 +36,39 @@ Status AbsolutePath(const std::string& key, const std::string& value, std::strin
   return Status::Ok();
 }
 
+std::string Octal(mode_t mode) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
 }  // namespace
+
+Result<std::string> CheckKeyringFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::string();
+    return Error(Code::kIoError, "keyring " + path + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Error(Code::kPermissionDenied, "keyring " + path + " is not a regular file");
+  }
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    return Error(Code::kPermissionDenied, "keyring " + path + " is owned by uid " +
+                                              std::to_string(st.st_uid) +
+                                              ", not root (or the daemon's user)");
+  }
+  if ((st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) != 0) {
+    return Error(Code::kPermissionDenied, "keyring " + path + " (mode " + Octal(st.st_mode) +
+                                              ") is readable or writable by others or writable "
+                                              "by its group; chmod 0600 (or 0640 root:ceph) it");
+  }
+  if ((st.st_mode & S_IRGRP) != 0) {
+    return "keyring " + path + " (mode " + Octal(st.st_mode) + ") is readable by group " +
+           std::to_string(st.st_gid) + ": every member can read the cephx secret";
+  }
+  return std::string();
+}
 
 Result<RbdConfig> RbdConfigFromSettings(const std::string& name,
                                         const std::map<std::string, std::string>& settings) {
@@ -72,6 +111,12 @@ Result<RbdConfig> RbdConfigFromSettings(const std::string& name,
                          "connect_timeout_ms)");
     }
     if (!status.ok()) return Error(status.code(), where + status.message());
+  }
+  if (!config.keyring_path.empty()) {
+    auto checked = CheckKeyringFile(config.keyring_path);
+    if (!checked.ok())
+      return Error(checked.status().code(), where + "keyring: " + checked.status().message());
+    if (!checked->empty()) spdlog::warn("{}keyring: {}", where, *checked);
   }
   return config;
 }

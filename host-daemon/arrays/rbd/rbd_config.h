@@ -53,7 +53,18 @@ struct RbdConfig {
 //   connect_timeout_ms = 10000          (default kRbdConnectTimeout)
 // kInvalidArgument naming the key for an unknown key, a relative path or a bad number. Values
 // never appear in messages except paths and numbers (no secret is a config value here).
+// A keyring that exists is checked too (CheckKeyringFile): refused → kPermissionDenied naming
+// the path; a warning is logged.
 Result<RbdConfig> RbdConfigFromSettings(const std::string& name,
                                         const std::map<std::string, std::string>& settings);
+
+// The keyring holds the cephx secret and librados opens it by path, so its owner and mode are
+// checked at config load. Refused (kPermissionDenied, naming the path and why): not a regular
+// file, not owned by root (or the daemon's user), readable or writable by others, or writable
+// by group. Accepted with a warning (returned, for the log): readable by its group, e.g. the
+// common 0640 root:ceph, which lets every member of that group read the secret. Accepted
+// silently: 0600 / 0400. A missing file is not checked here (librados reports it on connect;
+// "" is returned). BLOCKING (one stat).
+Result<std::string> CheckKeyringFile(const std::string& path);
 
 }  // namespace qb::arrays::rbd

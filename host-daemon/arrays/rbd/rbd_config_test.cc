@@ -1,6 +1,12 @@
 #include "host-daemon/arrays/rbd/rbd_config.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 namespace qb::arrays::rbd {
 namespace {
@@ -52,6 +58,46 @@ TEST(RbdConfigTest, ErrorsNameTheKey) {
     EXPECT_NE(config.status().message().find("backends.ceph." + key), std::string::npos)
         << config.status().message();
   }
+}
+
+// The keyring's owner and mode are checked at config load, without a cluster: world-readable
+// or group-writable keyrings are refused, a group-readable one (0640 root:ceph, the Debian
+// default) is accepted with a warning, 0600 silently.
+TEST(RbdConfigTest, KeyringOwnerAndModeAreChecked) {
+  std::string dir = (std::filesystem::temp_directory_path() / "qb-keyring-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string keyring = dir + "/ceph.client.quiesce.keyring";
+  std::ofstream(keyring) << "[client.quiesce]\n\tkey = AQBnotarealkeyAAAAAAAAAAAAAAAAAAAAAAAA==\n";
+  struct Case {
+    mode_t mode;
+    bool refused;
+    bool warned;
+  };
+  for (const Case c : {Case{0600, false, false}, Case{0400, false, false}, Case{0640, false, true},
+                       Case{0644, true, false}, Case{0660, true, false}, Case{0606, true, false}}) {
+    ASSERT_EQ(::chmod(keyring.c_str(), c.mode), 0);
+    auto checked = CheckKeyringFile(keyring);
+    EXPECT_EQ(!checked.ok(), c.refused) << std::oct << c.mode;
+    if (!checked.ok()) {
+      EXPECT_EQ(checked.status().code(), Code::kPermissionDenied);
+      EXPECT_NE(checked.status().message().find(keyring), std::string::npos);
+      EXPECT_EQ(checked.status().message().find("AQB"), std::string::npos) << "secret leaked";
+    } else {
+      EXPECT_EQ(!checked->empty(), c.warned) << std::oct << c.mode << ": " << *checked;
+    }
+    auto config = RbdConfigFromSettings("ceph", {{"keyring", keyring}});
+    EXPECT_EQ(!config.ok(), c.refused) << std::oct << c.mode;
+  }
+  // Not owned by root or the daemon's user (only checkable as root).
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chmod(keyring.c_str(), 0600), 0);
+    ASSERT_EQ(::chown(keyring.c_str(), 4242, 4242), 0);
+    EXPECT_EQ(CheckKeyringFile(keyring).status().code(), Code::kPermissionDenied);
+  }
+  // A missing keyring is left to librados (it says so on connect).
+  auto missing = CheckKeyringFile(dir + "/missing.keyring");
+  EXPECT_TRUE(missing.ok() && missing->empty());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
