@@ -13,7 +13,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
   wait 2>/dev/null
-  rm -rf "$T"
+  rm -rf "$T" "${S:-}"
 }
 trap cleanup EXIT
 fail() {
@@ -25,6 +25,12 @@ wait_for() {  # wait_for SECONDS CONDITION...
   local until=$((SECONDS + $1)); shift
   while ! "$@"; do [ $SECONDS -ge $until ] && return 1; sleep 0.02; done
 }
+# The exec script must sit where only root can write (not under /tmp) and gets none of the
+# daemon's variables: a 0700 wrapper under the build tree hands it the array directory.
+S=$(mktemp -d "$PWD/qb-exec-XXXXXX")
+printf '#!/bin/sh\nQB_FAKE_ARRAY_DIR=%s exec %s\n' "$T/array" "$ARRAY" > "$S/array.sh"
+chmod 0700 "$S/array.sh"
+ARRAY=$S/array.sh
 export QB_FAKE_ARRAY_DIR=$T/array
 mkdir -p "$T/array"
 
