@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "common/time_limits.h"
+#include "host-daemon/control/reply_pages.h"
 #include "protocol/message_stream.h"
 
 namespace qb::control {
@@ -51,9 +52,11 @@ proto::ControlReplyBody Body(T value) {
   return proto::ControlReplyBody(std::move(value));
 }
 
-asio::awaitable<proto::ControlReplyBody> Handle(const proto::ControlRequestBody& body,
-                                                jobs::JobRunner& runner,
+// `reply` gets the page marks of the list verbs (reply_pages.h); the body is returned.
+asio::awaitable<proto::ControlReplyBody> Handle(const proto::ControlRequest& request,
+                                                proto::ControlReply& reply, jobs::JobRunner& runner,
                                                 jobs::GuestRegistry& guests) {
+  const proto::ControlRequestBody& body = request.body;
   if (std::holds_alternative<proto::ListGuests>(body)) {
     proto::GuestList list;
     for (auto* guest : guests.All()) list.guests.push_back(InfoOf(*guest, runner));
@@ -80,7 +83,13 @@ asio::awaitable<proto::ControlReplyBody> Handle(const proto::ControlRequestBody&
   if (const auto* r = std::get_if<proto::ListSnapshots>(&body)) {
     auto list = co_await runner.ListSnapshots(r->vm);
     if (!list.ok()) co_return Body(ErrorOf(list.status()));
-    co_return Body(proto::SnapshotList{std::move(list).value()});
+    const auto offset = std::min<std::size_t>(request.page.offset, list->size());
+    std::vector<proto::SnapshotInfo> rest(list->begin() + static_cast<std::ptrdiff_t>(offset),
+                                          list->end());
+    co_return Body(proto::SnapshotList{TakePage(
+        std::move(rest), request.page.offset,
+        PageLimit(request.page.limit, proto::kDefaultSnapshotsPage, proto::kMaxSnapshotsPage),
+        reply)});
   }
   if (const auto* r = std::get_if<proto::DeleteSnapshot>(&body)) {
     Status s = co_await runner.DeleteSnapshot(r->snapshot_id);
@@ -111,9 +120,15 @@ asio::awaitable<proto::ControlReplyBody> Handle(const proto::ControlRequestBody&
     co_return Body(std::move(list));
   }
   if (std::holds_alternative<proto::ListJobs>(body)) {
-    auto jobs = co_await runner.ListJobs(100);
+    const auto limit = PageLimit(request.page.limit, proto::kDefaultJobsPage, proto::kMaxJobsPage);
+    // One more than the page, to know whether more follow.
+    auto jobs = co_await runner.ListJobs(static_cast<int>(
+        std::min<std::uint64_t>(std::uint64_t{request.page.offset} + limit + 1, INT32_MAX)));
     if (!jobs.ok()) co_return Body(ErrorOf(jobs.status()));
-    co_return Body(proto::JobList{std::move(jobs).value()});
+    const auto offset = std::min<std::size_t>(request.page.offset, jobs->size());
+    std::vector<proto::JobReport> rest(jobs->begin() + static_cast<std::ptrdiff_t>(offset),
+                                       jobs->end());
+    co_return Body(proto::JobList{TakePage(std::move(rest), request.page.offset, limit, reply)});
   }
   if (const auto* r = std::get_if<proto::ThawRequest>(&body)) {
     auto done = co_await runner.Thaw(r->vm);
@@ -151,7 +166,7 @@ asio::awaitable<proto::ControlReply> Dispatch(const proto::ControlRequest& reque
     co_return reply;
   }
   try {
-    reply.body = co_await Handle(request.body, runner, guests);
+    reply.body = co_await Handle(request, reply, runner, guests);
   } catch (const std::exception& e) {
     spdlog::error("control request failed with an exception (a bug): {}", e.what());
     reply.body = ErrorOf(Error(Code::kInternal, std::string("internal error: ") + e.what()));
