@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
 
+#include "common/guest_text.h"
 #include "common/time_limits.h"
 #include "host-daemon/control/reply_pages.h"
 #include "protocol/message_stream.h"
@@ -32,18 +33,23 @@ proto::GuestInfo InfoOf(jobs::Guest& guest, jobs::JobRunner& runner) {
   out.source = guest.spec.source;
   out.endpoint = guest.spec.endpoint;
   out.link_state = link::LinkStateName(info.state);
+  // Guest texts are cut to kMaxGuestFieldBytes so that a guest list stays far below the
+  // reply limits whatever the agents say (each text may be up to the codec's 16 KiB).
+  auto guest_text = [](const std::string& t) {
+    return TruncateUtf8(t, proto::kMaxGuestFieldBytes);
+  };
   if (info.hello) {
-    out.agent_version = info.hello->agent_version;
-    out.os_name = info.hello->os.name;
+    out.agent_version = guest_text(info.hello->agent_version);
+    out.os_name = guest_text(info.hello->os.name);
   }
   if (info.freeze_state) {
     out.frozen = info.freeze_state->frozen;
-    out.frozen_job_id = info.freeze_state->job_id;
+    out.frozen_job_id = guest_text(info.freeze_state->job_id);
     out.lease_left_ms = info.freeze_state->lease_left_ms;
   }
   for (const auto& lun : guest.spec.luns) out.luns.push_back(lun.backend + ":" + lun.volume);
   out.busy_job_id = runner.BusyJob(guest.spec.name);
-  out.last_error = info.last_error;
+  out.last_error = guest_text(info.last_error);
   return out;
 }
 

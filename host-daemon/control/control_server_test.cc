@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <boost/asio/thread_pool.hpp>
+#include <iostream>
 #include <sstream>
 
 #include "common/guest_text.h"
@@ -241,6 +242,10 @@ TEST_F(HugeWriterListsTest, TheJobReplyIsBoundedAndJobsStillWorks) {
   EXPECT_LE(report.writer_details.size(), proto::kMaxJobWriters);
   EXPECT_EQ(report.writer_details.size() + report.writers_truncated, 4200u);
   EXPECT_GT(report.writers_truncated, 0u);
+  const auto job_bytes = proto::EncodeControlReply(*job).size();
+  EXPECT_LE(job_bytes, proto::kControlReplyByteBudget);
+  std::cout << "job reply: " << job_bytes << " bytes, " << report.writer_details.size()
+            << " writers kept, " << report.writers_truncated << " truncated\n";
 
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(AskAsCli(snap).ok());
   auto jobs = AskAsCli(proto::ListJobs{});
@@ -250,6 +255,7 @@ TEST_F(HugeWriterListsTest, TheJobReplyIsBoundedAndJobsStillWorks) {
   EXPECT_EQ(list[4].writers_truncated, report.writers_truncated);  // kept in the catalog
   EXPECT_EQ(list[4].writer_details, report.writer_details);
   EXPECT_LE(proto::EncodeControlReply(*jobs).size(), proto::kControlReplyByteBudget);
+  std::cout << "jobs reply: " << proto::EncodeControlReply(*jobs).size() << " bytes\n";
 }
 
 // Issue 11 item 3: guest texts with terminal escapes, forged lines, invalid UTF-8 and 15 KB
@@ -295,6 +301,13 @@ TEST_F(HostileGuestTextTest, TheDaemonLogGetsEscapedBoundedLines) {
   // The reply keeps the text (valid UTF-8; quiescectl escapes it when it shows it).
   const auto& report = std::get<proto::JobReport>(job->body);
   EXPECT_TRUE(IsValidUtf8(report.error));
+  // A guest list stays small whatever the agents say: guest texts are cut.
+  auto guests = AskAsCli(proto::ListGuests{});
+  ASSERT_TRUE(guests.ok()) << guests.status().ToString();
+  const auto& g = std::get<proto::GuestList>(guests->body).guests.at(0);
+  EXPECT_LE(g.agent_version.size(), proto::kMaxGuestFieldBytes);
+  EXPECT_LE(g.os_name.size(), proto::kMaxGuestFieldBytes);
+  EXPECT_TRUE(IsValidUtf8(g.agent_version));
   spdlog::default_logger()->flush();
   const std::string log = log_.str();
   EXPECT_NE(log.find("connected to 1.0\\x1B]0;owned"), std::string::npos) << log.substr(0, 300);
