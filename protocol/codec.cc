@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/guest_text.h"
 #include "protocol/agent.capnp.h"
 #include "protocol/control.capnp.h"
 
@@ -43,7 +44,8 @@ class Reader {
       throw LimitExceeded{std::string(field) + " is " + std::to_string(text.size()) +
                           " bytes (limit " + std::to_string(max) + ")"};
     }
-    return std::string(text.cStr(), text.size());
+    // Invalid UTF-8 is repaired, never rejected (common/guest_text.h says why).
+    return ValidUtf8(std::string_view(text.cStr(), text.size()));
   }
   std::string Text(capnp::Text::Reader text, const char* field) const {
     return Text(text, limits_.max_text, field);
@@ -513,6 +515,19 @@ void Put(wc::JobReport::Builder o, const JobReport& v) {
   SetTexts(o.initNotCovered(static_cast<unsigned>(v.not_covered.size())), v.not_covered);
   SetTexts(o.initWriters(static_cast<unsigned>(v.writers.size())), v.writers);
   o.setStartedAt(v.started_at);
+  o.setWritersTruncated(v.writers_truncated);
+  o.setNotCoveredTruncated(v.not_covered_truncated);
+  if (!v.writer_details.empty()) {
+    auto wd = o.initWriterDetails(static_cast<unsigned>(v.writer_details.size()));
+    for (unsigned i = 0; i < v.writer_details.size(); ++i) {
+      const auto& w = v.writer_details[i];
+      wd[i].setVm(w.vm);
+      wd[i].setName(w.name);
+      wd[i].setPhase(static_cast<wc::WriterPhase>(w.phase));
+      wd[i].setOk(w.ok);
+      wd[i].setState(w.state);
+    }
+  }
 }
 
 std::vector<SnapshotInfo> Get(capnp::List<wc::SnapshotInfo>::Reader list, const Reader& rd) {
@@ -566,6 +581,17 @@ JobReport Get(wc::JobReport::Reader r, const Reader& rd) {
   v.not_covered = rd.Texts(r.getNotCovered(), "notCovered");
   v.writers = rd.Texts(r.getWriters(), "writers");
   v.started_at = rd.Text(r.getStartedAt(), "startedAt");
+  v.writers_truncated = r.getWritersTruncated();
+  v.not_covered_truncated = r.getNotCoveredTruncated();
+  auto wd = r.getWriterDetails();
+  rd.CheckList(wd, "writerDetails");
+  for (auto w : wd) {
+    auto phase = static_cast<std::uint16_t>(w.getPhase());
+    v.writer_details.push_back(
+        WriterInfo{rd.Text(w.getVm(), "writer.vm"), rd.Text(w.getName(), "writer.name"),
+                   phase <= 2 ? static_cast<WriterPhase>(phase) : WriterPhase::kUnknown, w.getOk(),
+                   rd.Text(w.getState(), "writer.state")});
+  }
   return v;
 }
 
@@ -647,6 +673,11 @@ std::vector<std::uint8_t> EncodeControlRequest(const ControlRequest& message) {
   req.setRequestId(message.request_id);
   req.setProtocolMajor(message.protocol_major);
   std::visit(ControlRequestEncoder{req.initBody()}, message.body);
+  if (message.page != Page{}) {
+    auto page = req.initPage();
+    page.setLimit(message.page.limit);
+    page.setOffset(message.page.offset);
+  }
   return ToBytes(builder);
 }
 
@@ -658,6 +689,7 @@ Result<ControlRequest> DecodeControlRequest(std::span<const std::uint8_t> payloa
         ControlRequest m;
         m.request_id = r.getRequestId();
         m.protocol_major = r.getProtocolMajor();
+        if (r.hasPage()) m.page = Page{r.getPage().getLimit(), r.getPage().getOffset()};
         auto b = r.getBody();
         switch (b.which()) {
           case wc::ControlRequest::Body::LIST_GUESTS:
@@ -718,6 +750,8 @@ std::vector<std::uint8_t> EncodeControlReply(const ControlReply& message) {
   auto rep = builder.initRoot<wc::ControlReply>();
   rep.setRequestId(message.request_id);
   std::visit(ControlReplyEncoder{rep.initBody()}, message.body);
+  rep.setMore(message.more);
+  rep.setNextOffset(message.next_offset);
   return ToBytes(builder);
 }
 
@@ -727,6 +761,8 @@ Result<ControlReply> DecodeControlReply(std::span<const std::uint8_t> payload,
       payload, limits, [](wc::ControlReply::Reader r, const Reader& rd) -> Result<ControlReply> {
         ControlReply m;
         m.request_id = r.getRequestId();
+        m.more = r.getMore();
+        m.next_offset = r.getNextOffset();
         auto b = r.getBody();
         switch (b.which()) {
           case wc::ControlReply::Body::ERROR: {
@@ -767,6 +803,14 @@ Result<ControlReply> DecodeControlReply(std::span<const std::uint8_t> payload,
         }
         return m;
       });
+}
+
+std::size_t EncodedReplyBytes(const JobReport& entry) {
+  return EncodeControlReply(ControlReply{0, JobList{{entry}}}).size();
+}
+
+std::size_t EncodedReplyBytes(const SnapshotInfo& entry) {
+  return EncodeControlReply(ControlReply{0, SnapshotList{{entry}}}).size();
 }
 
 Status CheckProtocolVersion(std::uint16_t peer_major, std::uint16_t peer_minor) {

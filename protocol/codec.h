@@ -4,6 +4,8 @@
 // exceptions and returns kProtocolError instead; it bounds the work done (traversal and
 // nesting limits) and every text and list it copies (CodecLimits), so a hostile payload can
 // cost at most a bounded amount of CPU and memory and never reaches the caller half-read.
+// Every decoded text is valid UTF-8: invalid sequences become U+FFFD (a message is never
+// rejected for its encoding; common/guest_text.h). Escaping for display is the sinks' job.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +39,12 @@ Result<ControlRequest> DecodeControlRequest(std::span<const std::uint8_t> payloa
 std::vector<std::uint8_t> EncodeControlReply(const ControlReply& message);
 Result<ControlReply> DecodeControlReply(std::span<const std::uint8_t> payload,
                                         const CodecLimits& limits = {});
+
+// The encoded size in bytes of a ControlReply carrying only `entry` (in a one-element list
+// for list verbs). A list reply is never larger than the sum of its entries' sizes, so reply
+// builders use it to keep a reply under kControlReplyByteBudget.
+std::size_t EncodedReplyBytes(const JobReport& entry);
+std::size_t EncodedReplyBytes(const SnapshotInfo& entry);
 
 // Protocol version check the agent applies to a Hello and the daemon to a HelloReply:
 // the same major is required; any minor is accepted (newer minors only add fields).

@@ -103,6 +103,32 @@ TEST(Codec, PointerLoopHitsTraversalLimit) {
   EXPECT_FALSE(r.ok());
 }
 
+// An honest agent can cut a hook's output mid-character; a Frozen must never be refused for
+// it (the guest would stay frozen until its lease). Every text comes out valid UTF-8.
+TEST(Codec, InvalidUtf8FromTheGuestIsRepairedNotRejected) {
+  Frozen frozen;
+  frozen.job_id = "job-1";
+  frozen.frozen_volumes = {"/data\xff"};
+  frozen.skipped_volumes = {{"/x\xc3", "no \xe2\x82"}};
+  WriterResult w;
+  w.name = "10-db\xc0\xaf";
+  w.state = "exit 0";
+  w.output = "cut \xe2\x82";
+  w.phase = "freeze";
+  frozen.writers = {w};
+  auto decoded = DecodeAgent(EncodeAgent(AgentMessage{1, 2, frozen}));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  const auto& f = std::get<Frozen>(decoded->body);
+  EXPECT_EQ(f.frozen_volumes[0], "/data\xEF\xBF\xBD");
+  EXPECT_EQ(f.skipped_volumes[0].volume, "/x\xEF\xBF\xBD");
+  EXPECT_EQ(f.writers[0].name, "10-db\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(f.writers[0].output, "cut \xEF\xBF\xBD\xEF\xBF\xBD");
+  auto error =
+      DecodeAgent(EncodeAgent(AgentMessage{1, 2, ErrorReply{ErrorCode::kInternal, "\x80"}}));
+  ASSERT_TRUE(error.ok());
+  EXPECT_EQ(std::get<ErrorReply>(error->body).message, "\xEF\xBF\xBD");
+}
+
 TEST(Codec, ProtocolVersionRules) {
   EXPECT_TRUE(CheckProtocolVersion(kAgentProtocolMajor, kAgentProtocolMinor).ok());
   EXPECT_TRUE(CheckProtocolVersion(kAgentProtocolMajor, kAgentProtocolMinor + 5).ok());

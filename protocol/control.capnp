@@ -10,7 +10,10 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("qb::wire::control");
 
 const protocolMajor :UInt16 = 1;
-const protocolMinor :UInt16 = 0;
+const protocolMinor :UInt16 = 1;
+# 1.1: ControlRequest.page, ControlReply.more / nextOffset, JobReport.writersTruncated /
+# notCoveredTruncated / writerDetails. A 1.0 peer ignores them: a 1.0 client gets the first
+# page only; a 1.0 daemon ignores `page` and answers as before.
 
 struct ControlRequest {
   requestId @0 :UInt64;        # chosen by the client; echoed in the reply
@@ -27,6 +30,14 @@ struct ControlRequest {
     listJobs @10 :Void;               # quiescectl jobs
     thaw @11 :Text;                   # quiescectl thaw VM (emergency thaw)
   }
+  page @12 :Page;
+  # Since 1.1. For listJobs and listSnapshots only: which part of the list to send (unset =
+  # from the start, at most the daemon's default page). Other verbs ignore it.
+}
+
+struct Page {
+  limit @0 :UInt32;     # at most this many entries (0 = the daemon's default; it may cap it)
+  offset @1 :UInt32;    # skip this many entries first (ControlReply.nextOffset of the last page)
 }
 
 struct SnapshotRequest {
@@ -63,6 +74,11 @@ struct ControlReply {
     done @6 :Text;                      # delete / expose / rollback / thaw: what was done
     jobs @7 :List(JobReport);           # listJobs
   }
+  more @8 :Bool;
+  # Since 1.1. listJobs / listSnapshots: the list goes on after this reply (the page limit or
+  # the daemon's reply byte budget ended it); ask again with page.offset = nextOffset.
+  nextOffset @9 :UInt32;
+  # Since 1.1. With `more`: the offset of the first entry not sent. 0 when `more` is false.
 }
 
 struct ControlError {
@@ -101,8 +117,29 @@ struct JobReport {
   freezeWindowUs @7 :UInt64;   # guest frozen -> thaw sent (host view)
   snapshots @8 :List(SnapshotInfo);
   notCovered @9 :List(Text);   # guest volumes not frozen because they are on other disks
-  writers @10 :List(Text);     # "vm: name: state" of each hook / writer
+  writers @10 :List(Text);     # "vm: name [phase]: state" of each hook / writer (guest text)
   startedAt @11 :Text;         # ISO 8601 UTC
+  writersTruncated @12 :UInt32;
+  # Since 1.1. Writer results the guests reported beyond the daemon's per-job bound (count or
+  # bytes) and not kept: neither in `writers` / `writerDetails` nor in the catalog.
+  notCoveredTruncated @13 :UInt32;
+  # Since 1.1. Not-covered volumes beyond the daemon's per-job bound, not listed.
+  writerDetails @14 :List(WriterInfo);
+  # Since 1.1. The same results as `writers`, typed; one entry per (vm, name, phase).
+}
+
+struct WriterInfo {
+  vm @0 :Text;                 # the VM whose agent reported it
+  name @1 :Text;               # hook file name or VSS writer name (guest text)
+  phase @2 :WriterPhase;       # the step it reports on
+  ok @3 :Bool;                 # the step succeeded
+  state @4 :Text;              # "exit 0", "timeout", a VSS writer state (guest text)
+}
+
+enum WriterPhase {
+  unknown @0;   # the agent named no phase (or one this daemon does not know)
+  freeze @1;    # a freeze hook / the writers' state at freeze
+  thaw @2;      # a thaw hook / the writers' state after thaw
 }
 
 struct SnapshotInfo {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include "protocol/codec.h"
 #include "protocol/frame.h"
@@ -60,12 +61,39 @@ TEST(Golden, AgentMessages) {
   }
 }
 
+// Control protocol 1.1 grew two structs: ControlRequest (page) and JobReport (truncated
+// counts, writerDetails). The 1.0 bytes of those messages stay checked in under their old
+// names and must still decode to the same values (a 1.0 client talking to this daemon);
+// their current encoding is pinned under "<name>.v1_1". Every other message kept its bytes.
+bool GrewIn11(const std::string& name) {
+  static const std::set<std::string> kGrown = {
+      "ctl_guests",   "ctl_status", "ctl_snapshot", "ctl_snapshots", "ctl_delete", "ctl_expose",
+      "ctl_rollback", "ctl_prune",  "ctl_jobs",     "ctl_thaw",      "ctl_job",    "ctl_job_list"};
+  return kGrown.contains(name);
+}
+
 TEST(Golden, ControlMessages) {
   for (const auto& [name, m] : testing::SampleControlRequests()) {
-    CheckGolden(name, EncodeFrame(EncodeControlRequest(m)));
+    CheckGolden(GrewIn11(name) ? name + ".v1_1" : name, EncodeFrame(EncodeControlRequest(m)));
   }
   for (const auto& [name, m] : testing::SampleControlReplies()) {
-    CheckGolden(name, EncodeFrame(EncodeControlReply(m)));
+    CheckGolden(GrewIn11(name) ? name + ".v1_1" : name, EncodeFrame(EncodeControlReply(m)));
+  }
+}
+
+TEST(Golden, ControlMessagesOf10StillDecode) {
+  if (Updating()) GTEST_SKIP() << "the 1.0 files are never rewritten";
+  for (const auto& [name, m] : testing::SampleControlRequests()) {
+    if (name.ends_with("_v1_1")) continue;
+    auto decoded = DecodeControlRequest(PayloadOf(name));
+    ASSERT_TRUE(decoded.ok()) << name << ": " << decoded.status().ToString();
+    EXPECT_EQ(*decoded, m) << name;
+  }
+  for (const auto& [name, m] : testing::SampleControlReplies()) {
+    if (name.ends_with("_v1_1")) continue;
+    auto decoded = DecodeControlReply(PayloadOf(name));
+    ASSERT_TRUE(decoded.ok()) << name << ": " << decoded.status().ToString();
+    EXPECT_EQ(*decoded, m) << name;
   }
 }
 

@@ -489,8 +489,7 @@ asio::awaitable<proto::AgentBody> FsFreezeService::AbortFreeze(const std::shared
   verdict.held_whole_window = false;
   verdict.not_held_reason = "freeze failed: " + message;
   verdict.thawed_at_ns = NowNs();
-  verdict.writers = job->freeze_writers;
-  verdict.writers.insert(verdict.writers.end(), thaw_writers.begin(), thaw_writers.end());
+  verdict.writers = thaw_writers;  // agent.capnp: Thawed carries the thaw hooks only
   Remember(verdict);
   log_->warn("job {}: freeze failed: {}", job->id, message);
   co_return ErrorBody(code, message);
@@ -566,8 +565,10 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
   verdict.lease_expired_at_ns = job->lease_expired_at_ns;
   verdict.frozen_at_ns = job->frozen_at_ns;
   verdict.thawed_at_ns = thawed_at_ns;
-  verdict.writers = job->freeze_writers;
-  verdict.writers.insert(verdict.writers.end(), thaw_writers.begin(), thaw_writers.end());
+  // agent.capnp: Thawed carries the thaw hooks only; the freeze hooks went out in Frozen
+  // (repeating them showed each hook two or three times on the host). A failed freeze hook
+  // still makes the window not held.
+  verdict.writers = thaw_writers;
   std::vector<std::string> reasons;
   if (!job->frozen_reply_sent) reasons.push_back("freeze never completed");
   if (job->lease_expired) reasons.push_back("lease expired before Thaw");
@@ -582,8 +583,10 @@ asio::awaitable<proto::Thawed> FsFreezeService::EndJob(const std::shared_ptr<Job
     }
   }
   for (const auto& alias : job->aliases) verdict.thawed_volumes.push_back(alias);
-  for (const auto& writer : verdict.writers) {
-    if (!writer.ok) reasons.push_back(writer.phase + " hook " + writer.name + " failed");
+  for (const auto* writers : {&job->freeze_writers, &thaw_writers}) {
+    for (const auto& writer : *writers) {
+      if (!writer.ok) reasons.push_back(writer.phase + " hook " + writer.name + " failed");
+    }
   }
   verdict.held_whole_window = reasons.empty();
   for (std::size_t i = 0; i < reasons.size(); ++i) {

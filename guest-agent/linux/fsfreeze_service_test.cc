@@ -207,6 +207,12 @@ TEST_F(FsFreezeServiceTest, HooksRunInNameOrderAndThawInReverseWithEnvironment) 
   EXPECT_EQ(HookLog(),
             "10-db freeze job-1 unset\n20-app freeze job-1 unset\n"
             "20-app thaw job-1 1\n10-db thaw job-1 1\n");
+  // agent.capnp: Thawed carries the thaw hooks only (the freeze results went in Frozen).
+  const auto& thawed = std::get<proto::Thawed>(body);
+  ASSERT_EQ(thawed.writers.size(), 2u);
+  EXPECT_EQ(thawed.writers[0].name, "20-app");
+  EXPECT_EQ(thawed.writers[1].name, "10-db");
+  for (const auto& w : thawed.writers) EXPECT_EQ(w.phase, "thaw") << w.name;
 }
 
 TEST_F(FsFreezeServiceTest, FailingFreezeHookAbortsAndThawsTheHooksThatRan) {

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/guest_text.h"
 #include "common/unique_fd.h"
 
 extern char** environ;
@@ -71,7 +72,7 @@ proto::WriterResult RunHook(const HookOptions& options, const std::string& name,
                             const std::string& phase, const std::string& job_id, bool snapshot_ok,
                             bool recovery) {
   proto::WriterResult result;
-  result.name = name;
+  result.name = ValidUtf8(name);  // a file name is any bytes; the wire carries UTF-8
   result.kind = proto::WriterKind::kHook;
   result.phase = phase;
   const auto started = Clock::now();
@@ -163,6 +164,9 @@ proto::WriterResult RunHook(const HookOptions& options, const std::string& name,
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  // A hook may print anything, and the cut above can split a character: the agent sends valid
+  // UTF-8 only (invalid bytes become U+FFFD).
+  result.output = ValidUtf8(result.output);
   if (truncated) result.output += "\n[output truncated]";
   if (timed_out) {
     return finish(false, "timeout after " + std::to_string(options.timeout.count()) + " ms");

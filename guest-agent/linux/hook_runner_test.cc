@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "common/guest_text.h"
 #include "guest-agent/linux/testing/loop_fs.h"
 
 namespace qb::agent {
@@ -51,6 +52,22 @@ TEST_F(HookRunnerTest, CapturesBoundedOutputAndExitStatus) {
   EXPECT_EQ(result.output.rfind("line0\n", 0), 0u);
   EXPECT_NE(result.output.find("[output truncated]"), std::string::npos);
   EXPECT_LE(result.output.size(), 64u + 32u);
+}
+
+// Issue 11 item 3: the agent sends valid UTF-8 even when the cut at max_output splits a
+// character or the hook prints bytes that are not UTF-8.
+TEST_F(HookRunnerTest, OutputIsValidUtf8EvenWhenCutMidCharacter) {
+  // 63 ASCII bytes, then a 3-byte euro sign: the 64-byte limit cuts it after its first byte.
+  Write("euro", "printf '%063d\\342\\202\\254rest' 0; printf '\\377\\376' >&2");
+  auto result = RunHook(Options(), "euro", "freeze", "j", false);
+  EXPECT_TRUE(result.ok) << result.state;
+  EXPECT_TRUE(IsValidUtf8(result.output)) << result.output;
+  EXPECT_NE(result.output.find("[output truncated]"), std::string::npos);
+  Write("binary", "printf 'a\\377\\300\\257b'");
+  auto binary = RunHook(Options(), "binary", "freeze", "j", false);
+  EXPECT_EQ(binary.output,
+            "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"
+            "b");
 }
 
 TEST_F(HookRunnerTest, TimeoutKillsTheHookAndItsChildren) {

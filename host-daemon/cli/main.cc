@@ -1,139 +1,126 @@
 // quiescectl: the admin's command line for quiesced, over its control socket.
 // Every command takes --json (one JSON document on stdout). Exit codes: exit_codes.h / README.
 #include <CLI/CLI.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <iostream>
-#include <optional>
 
+#include "common/guest_text.h"
 #include "common/time_limits.h"
+#include "host-daemon/cli/control_client.h"
 #include "host-daemon/cli/exit_codes.h"
 #include "host-daemon/config/config.h"
-#include "protocol/message_stream.h"
 
 namespace {
 
-namespace asio = boost::asio;
 namespace json = boost::json;
 using namespace qb;
-using Socket = asio::local::stream_protocol::socket;
-using Client = proto::MessageStream<Socket, proto::ControlReply, proto::ControlRequest>;
+
+// Every text a reply carries may hold guest text (names, states, reasons, agent error
+// messages inside job errors): each one goes through GuestText() before it reaches the
+// terminal or the JSON document (valid UTF-8, no control or reordering characters, capped).
+std::string Shown(const std::string& s) { return GuestText(s); }
 
 json::array Strings(const std::vector<std::string>& v) {
   json::array a;
-  for (const auto& s : v) a.emplace_back(s);
+  for (const auto& s : v) a.emplace_back(Shown(s));
   return a;
 }
 
 json::object ToJson(const proto::GuestInfo& g) {
-  return {{"name", g.name},
-          {"source", g.source},
-          {"endpoint", g.endpoint},
-          {"link_state", g.link_state},
-          {"agent_version", g.agent_version},
-          {"os_name", g.os_name},
+  return {{"name", Shown(g.name)},
+          {"source", Shown(g.source)},
+          {"endpoint", Shown(g.endpoint)},
+          {"link_state", Shown(g.link_state)},
+          {"agent_version", Shown(g.agent_version)},
+          {"os_name", Shown(g.os_name)},
           {"frozen", g.frozen},
-          {"frozen_job_id", g.frozen_job_id},
+          {"frozen_job_id", Shown(g.frozen_job_id)},
           {"lease_left_ms", g.lease_left_ms},
           {"luns", Strings(g.luns)},
-          {"busy_job_id", g.busy_job_id},
-          {"last_error", g.last_error}};
+          {"busy_job_id", Shown(g.busy_job_id)},
+          {"last_error", Shown(g.last_error)}};
 }
 
 json::object ToJson(const proto::SnapshotInfo& s) {
-  return {{"snapshot_id", s.snapshot_id},
-          {"vm", s.vm},
-          {"job_id", s.job_id},
-          {"backend", s.backend},
-          {"lun", s.lun},
-          {"array_name", s.array_name},
-          {"consistency", s.consistency},
-          {"created_at", s.created_at}};
+  return {{"snapshot_id", Shown(s.snapshot_id)},
+          {"vm", Shown(s.vm)},
+          {"job_id", Shown(s.job_id)},
+          {"backend", Shown(s.backend)},
+          {"lun", Shown(s.lun)},
+          {"array_name", Shown(s.array_name)},
+          {"consistency", Shown(s.consistency)},
+          {"created_at", Shown(s.created_at)}};
 }
 
 json::object ToJson(const proto::JobReport& j) {
-  json::array phases, snapshots;
+  json::array phases, snapshots, details;
   for (const auto& p : j.phases)
-    phases.push_back(json::object{{"phase", p.phase}, {"duration_us", p.duration_us}});
+    phases.push_back(json::object{{"phase", Shown(p.phase)}, {"duration_us", p.duration_us}});
   for (const auto& s : j.snapshots) snapshots.push_back(ToJson(s));
-  return {{"job_id", j.job_id},
+  for (const auto& w : j.writer_details) {
+    details.push_back(json::object{{"vm", Shown(w.vm)},
+                                   {"name", Shown(w.name)},
+                                   {"phase", proto::WriterPhaseName(w.phase)},
+                                   {"ok", w.ok},
+                                   {"state", Shown(w.state)}});
+  }
+  return {{"job_id", Shown(j.job_id)},
           {"vms", Strings(j.vms)},
-          {"state", j.state},
-          {"consistency", j.consistency},
-          {"error", j.error},
+          {"state", Shown(j.state)},
+          {"consistency", Shown(j.consistency)},
+          {"error", Shown(j.error)},
           {"error_code", j.error_code},
           {"phases", phases},
           {"freeze_window_us", j.freeze_window_us},
           {"snapshots", snapshots},
           {"not_covered", Strings(j.not_covered)},
+          {"not_covered_truncated", j.not_covered_truncated},
           {"writers", Strings(j.writers)},
-          {"started_at", j.started_at}};
+          {"writer_details", details},
+          {"writers_truncated", j.writers_truncated},
+          {"started_at", Shown(j.started_at)}};
 }
 
 void PrintGuest(const proto::GuestInfo& g) {
-  std::cout << g.name << "  " << g.link_state << "  "
-            << (g.frozen ? "FROZEN(" + g.frozen_job_id + ")" : "thawed") << "  " << g.endpoint;
-  if (!g.agent_version.empty()) std::cout << "  agent=" << g.agent_version;
-  if (!g.busy_job_id.empty()) std::cout << "  job=" << g.busy_job_id;
-  if (!g.last_error.empty() && g.link_state != "connected") std::cout << "  error=" << g.last_error;
+  std::cout << Shown(g.name) << "  " << Shown(g.link_state) << "  "
+            << (g.frozen ? "FROZEN(" + Shown(g.frozen_job_id) + ")" : "thawed") << "  "
+            << Shown(g.endpoint);
+  if (!g.agent_version.empty()) std::cout << "  agent=" << Shown(g.agent_version);
+  if (!g.os_name.empty()) std::cout << "  os=" << Shown(g.os_name);
+  if (!g.busy_job_id.empty()) std::cout << "  job=" << Shown(g.busy_job_id);
+  if (!g.last_error.empty() && g.link_state != "connected")
+    std::cout << "  error=" << Shown(g.last_error);
   std::cout << "\n";
-  for (const auto& l : g.luns) std::cout << "    lun " << l << "\n";
+  for (const auto& l : g.luns) std::cout << "    lun " << Shown(l) << "\n";
 }
 
 void PrintSnapshot(const proto::SnapshotInfo& s) {
-  std::cout << s.snapshot_id << "  " << s.vm << "  " << s.consistency << "  " << s.created_at
-            << "  " << s.backend << ":" << s.array_name << "\n";
+  std::cout << Shown(s.snapshot_id) << "  " << Shown(s.vm) << "  " << Shown(s.consistency) << "  "
+            << Shown(s.created_at) << "  " << Shown(s.backend) << ":" << Shown(s.array_name)
+            << "\n";
 }
 
 void PrintJob(const proto::JobReport& j) {
-  std::cout << "job " << j.job_id << "  " << j.state << "  " << j.consistency << "\n";
-  if (!j.error.empty()) std::cout << "  error: " << j.error << "\n";
-  for (const auto& p : j.phases) std::cout << "  " << p.phase << " " << p.duration_us << " us\n";
+  std::cout << "job " << Shown(j.job_id) << "  " << Shown(j.state) << "  " << Shown(j.consistency)
+            << "\n";
+  if (!j.error.empty()) std::cout << "  error: " << Shown(j.error) << "\n";
+  for (const auto& p : j.phases)
+    std::cout << "  " << Shown(p.phase) << " " << p.duration_us << " us\n";
   if (j.freeze_window_us) std::cout << "  freeze window " << j.freeze_window_us << " us\n";
   for (const auto& s : j.snapshots)
-    std::cout << "  snapshot " << s.snapshot_id << " " << s.array_name << "\n";
-  for (const auto& n : j.not_covered) std::cout << "  not covered: " << n << "\n";
-  for (const auto& w : j.writers) std::cout << "  writer " << w << "\n";
-}
-
-// Sends one request and waits for its reply. A snapshot job can run for a whole lease plus
-// margins, so the wait is bounded by kMaxLease + kRequestTimeout, not one request timeout.
-qb::Result<proto::ControlReply> Ask(const std::string& socket_path,
-                                    const proto::ControlRequestBody& body) {
-  asio::io_context io;
-  std::optional<qb::Result<proto::ControlReply>> out;
-  asio::co_spawn(
-      io,
-      [](std::string path, proto::ControlRequestBody body,
-         std::optional<qb::Result<proto::ControlReply>>& out) -> asio::awaitable<void> {
-        Socket socket(co_await asio::this_coro::executor);
-        boost::system::error_code ec;
-        socket.connect(asio::local::stream_protocol::endpoint(path), ec);
-        if (ec) {
-          out = qb::Error(Code::kIoError, "cannot connect to " + path + ": " + ec.message());
-          co_return;
-        }
-        Client client(std::move(socket));
-        const proto::ControlRequest request{1, proto::kControlProtocolMajor, body};
-        Status written = co_await client.Write(request);
-        if (!written.ok()) {
-          out = written;
-          co_return;
-        }
-        auto reply = co_await client.Read();
-        if (reply.ok())
-          out = std::move(reply).value();
-        else
-          out = reply.status();
-      }(socket_path, body, out),
-      asio::detached);
-  io.run_for(limits::kMaxLease + limits::kFreezeReplySlack + 2 * limits::kRequestTimeout);
-  if (!out) return qb::Error(Code::kTimeout, "no answer from quiesced");
-  return std::move(*out);
+    std::cout << "  snapshot " << Shown(s.snapshot_id) << " " << Shown(s.array_name) << "\n";
+  for (const auto& n : j.not_covered) std::cout << "  not covered: " << Shown(n) << "\n";
+  if (j.not_covered_truncated)
+    std::cout << "  not covered: " << j.not_covered_truncated << " more not listed\n";
+  if (!j.writer_details.empty()) {
+    for (const auto& w : j.writer_details)
+      std::cout << "  writer " << Shown(w.vm) << ": " << Shown(w.name) << " ["
+                << proto::WriterPhaseName(w.phase) << "]: " << Shown(w.state) << "\n";
+  } else {
+    for (const auto& w : j.writers) std::cout << "  writer " << Shown(w) << "\n";
+  }
+  if (j.writers_truncated)
+    std::cout << "  writers: " << j.writers_truncated << " more results not kept\n";
 }
 
 }  // namespace
@@ -160,8 +147,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"copy", "full"}));
   snapshot->add_flag("--allow-partial", allow_partial, "accept volumes spanning other disks");
   snapshot->add_option("--lease-ms", lease_ms, "requested freeze lease (default from limits)");
+  proto::Page page;
   auto* snapshots = app.add_subcommand("snapshots", "list snapshots");
   snapshots->add_option("vm", vm);
+  snapshots->add_option("--limit", page.limit, "at most this many (default: the daemon's page)");
+  snapshots->add_option("--offset", page.offset, "skip this many first (paging)");
   auto* del = app.add_subcommand("delete", "remove a snapshot from the array and the catalog");
   del->add_option("snapshot", snap)->required();
   auto* expose = app.add_subcommand("expose", "clone a snapshot to a new volume");
@@ -172,7 +162,9 @@ int main(int argc, char** argv) {
   rollback->add_option("snapshot", snap)->required();
   auto* prune = app.add_subcommand("prune", "apply retention now");
   prune->add_option("vm", vm);
-  auto* jobs = app.add_subcommand("jobs", "recent jobs");
+  auto* jobs = app.add_subcommand("jobs", "recent jobs, newest first");
+  jobs->add_option("--limit", page.limit, "at most this many (default: the daemon's page)");
+  jobs->add_option("--offset", page.offset, "skip this many first (paging)");
   auto* thaw = app.add_subcommand("thaw", "emergency thaw of a guest");
   thaw->add_option("vm", vm)->required();
   for (auto* sub : app.get_subcommands({}))
@@ -217,14 +209,20 @@ int main(int argc, char** argv) {
   else if (thaw->parsed())
     body = proto::ThawRequest{vm};
 
-  auto reply = Ask(socket_path, body);
+  // A snapshot job can run for a whole lease plus margins, so the wait is bounded by
+  // kMaxLease + kRequestTimeout's, not one request timeout.
+  const auto wait = limits::kMaxLease + limits::kFreezeReplySlack + 2 * limits::kRequestTimeout;
+  const proto::ControlRequest request{1, proto::kControlProtocolMajor, body, page};
+  auto reply = cli::Ask(socket_path, request, wait);
   if (!reply.ok()) {
+    // The daemon is unreachable, went away or answered nonsense: exit 1, never "guest
+    // unreachable" (that code is for a reply saying so).
     if (as_json)
-      std::cout << json::serialize(json::object{{"error", reply.status().ToString()},
+      std::cout << json::serialize(json::object{{"error", Shown(reply.status().ToString())},
                                                 {"code", static_cast<int>(reply.status().code())}})
                 << "\n";
     else
-      std::cerr << "quiescectl: " << reply.status().ToString() << "\n";
+      std::cerr << "quiescectl: " << Shown(reply.status().ToString()) << "\n";
     return cli::kExitOther;
   }
   int rc = cli::kExitOk;
@@ -234,8 +232,8 @@ int main(int argc, char** argv) {
         using T = std::decay_t<decltype(b)>;
         if constexpr (std::is_same_v<T, proto::ControlError>) {
           rc = cli::ExitCodeForError(b.code);
-          doc = json::object{{"error", b.message}, {"code", b.code}};
-          if (!as_json) std::cerr << "quiescectl: " << b.message << "\n";
+          doc = json::object{{"error", Shown(b.message)}, {"code", b.code}};
+          if (!as_json) std::cerr << "quiescectl: " << Shown(b.message) << "\n";
         } else if constexpr (std::is_same_v<T, proto::GuestList>) {
           json::array a;
           for (const auto& g : b.guests) {
@@ -259,8 +257,8 @@ int main(int argc, char** argv) {
           }
           doc = a;
         } else if constexpr (std::is_same_v<T, proto::Done>) {
-          doc = json::object{{"done", b.what}};
-          if (!as_json) std::cout << b.what << "\n";
+          doc = json::object{{"done", Shown(b.what)}};
+          if (!as_json) std::cout << Shown(b.what) << "\n";
         } else if constexpr (std::is_same_v<T, proto::JobList>) {
           json::array a;
           for (const auto& j : b.jobs) {
@@ -272,5 +270,9 @@ int main(int argc, char** argv) {
       },
       reply->body);
   if (as_json) std::cout << json::serialize(doc) << "\n";
+  if (reply->more) {
+    std::cerr << "quiescectl: more entries follow: ask again with --offset " << reply->next_offset
+              << "\n";
+  }
   return rc;
 }

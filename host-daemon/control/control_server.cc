@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <map>
 
+#include "common/guest_text.h"
 #include "common/time_limits.h"
+#include "host-daemon/control/reply_pages.h"
 #include "protocol/message_stream.h"
 
 namespace qb::control {
@@ -33,18 +35,23 @@ proto::GuestInfo InfoOf(jobs::Guest& guest, jobs::JobRunner& runner) {
   out.source = guest.spec.source;
   out.endpoint = guest.spec.endpoint;
   out.link_state = link::LinkStateName(info.state);
+  // Guest texts are cut to kMaxGuestFieldBytes so that a guest list stays far below the
+  // reply limits whatever the agents say (each text may be up to the codec's 16 KiB).
+  auto guest_text = [](const std::string& t) {
+    return TruncateUtf8(t, proto::kMaxGuestFieldBytes);
+  };
   if (info.hello) {
-    out.agent_version = info.hello->agent_version;
-    out.os_name = info.hello->os.name;
+    out.agent_version = guest_text(info.hello->agent_version);
+    out.os_name = guest_text(info.hello->os.name);
   }
   if (info.freeze_state) {
     out.frozen = info.freeze_state->frozen;
-    out.frozen_job_id = info.freeze_state->job_id;
+    out.frozen_job_id = guest_text(info.freeze_state->job_id);
     out.lease_left_ms = info.freeze_state->lease_left_ms;
   }
   for (const auto& lun : guest.spec.luns) out.luns.push_back(lun.backend + ":" + lun.volume);
   out.busy_job_id = runner.BusyJob(guest.spec.name);
-  out.last_error = info.last_error;
+  out.last_error = guest_text(info.last_error);
   return out;
 }
 
@@ -53,9 +60,11 @@ proto::ControlReplyBody Body(T value) {
   return proto::ControlReplyBody(std::move(value));
 }
 
-asio::awaitable<proto::ControlReplyBody> Handle(const proto::ControlRequestBody& body,
-                                                jobs::JobRunner& runner,
+// `reply` gets the page marks of the list verbs (reply_pages.h); the body is returned.
+asio::awaitable<proto::ControlReplyBody> Handle(const proto::ControlRequest& request,
+                                                proto::ControlReply& reply, jobs::JobRunner& runner,
                                                 jobs::GuestRegistry& guests) {
+  const proto::ControlRequestBody& body = request.body;
   if (std::holds_alternative<proto::ListGuests>(body)) {
     proto::GuestList list;
     for (auto* guest : guests.All()) list.guests.push_back(InfoOf(*guest, runner));
@@ -82,7 +91,13 @@ asio::awaitable<proto::ControlReplyBody> Handle(const proto::ControlRequestBody&
   if (const auto* r = std::get_if<proto::ListSnapshots>(&body)) {
     auto list = co_await runner.ListSnapshots(r->vm);
     if (!list.ok()) co_return Body(ErrorOf(list.status()));
-    co_return Body(proto::SnapshotList{std::move(list).value()});
+    const auto offset = std::min<std::size_t>(request.page.offset, list->size());
+    std::vector<proto::SnapshotInfo> rest(list->begin() + static_cast<std::ptrdiff_t>(offset),
+                                          list->end());
+    co_return Body(proto::SnapshotList{TakePage(
+        std::move(rest), request.page.offset,
+        PageLimit(request.page.limit, proto::kDefaultSnapshotsPage, proto::kMaxSnapshotsPage),
+        reply)});
   }
   if (const auto* r = std::get_if<proto::DeleteSnapshot>(&body)) {
     Status s = co_await runner.DeleteSnapshot(r->snapshot_id);
@@ -113,9 +128,15 @@ asio::awaitable<proto::ControlReplyBody> Handle(const proto::ControlRequestBody&
     co_return Body(std::move(list));
   }
   if (std::holds_alternative<proto::ListJobs>(body)) {
-    auto jobs = co_await runner.ListJobs(100);
+    const auto limit = PageLimit(request.page.limit, proto::kDefaultJobsPage, proto::kMaxJobsPage);
+    // One more than the page, to know whether more follow.
+    auto jobs = co_await runner.ListJobs(static_cast<int>(
+        std::min<std::uint64_t>(std::uint64_t{request.page.offset} + limit + 1, INT32_MAX)));
     if (!jobs.ok()) co_return Body(ErrorOf(jobs.status()));
-    co_return Body(proto::JobList{std::move(jobs).value()});
+    const auto offset = std::min<std::size_t>(request.page.offset, jobs->size());
+    std::vector<proto::JobReport> rest(jobs->begin() + static_cast<std::ptrdiff_t>(offset),
+                                       jobs->end());
+    co_return Body(proto::JobList{TakePage(std::move(rest), request.page.offset, limit, reply)});
   }
   if (const auto* r = std::get_if<proto::ThawRequest>(&body)) {
     auto done = co_await runner.Thaw(r->vm);
@@ -213,7 +234,7 @@ asio::awaitable<proto::ControlReply> Dispatch(const proto::ControlRequest& reque
     co_return reply;
   }
   try {
-    reply.body = co_await Handle(request.body, runner, guests);
+    reply.body = co_await Handle(request, reply, runner, guests);
   } catch (const std::exception& e) {
     spdlog::error("control request failed with an exception (a bug): {}", e.what());
     reply.body = ErrorOf(Error(Code::kInternal, std::string("internal error: ") + e.what()));

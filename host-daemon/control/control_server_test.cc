@@ -1,11 +1,17 @@
 #include "host-daemon/control/control_server.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <boost/asio/thread_pool.hpp>
+#include <iostream>
+#include <sstream>
 
+#include "common/guest_text.h"
 #include "host-daemon/arrays/testing/fault_backend.h"
+#include "host-daemon/cli/control_client.h"
 #include "protocol/message_stream.h"
 #include "tests/daemon/test_agent.h"
 #include "tests/daemon/test_env.h"
@@ -30,6 +36,7 @@ class ControlServerTest : public ::testing::Test {
     testing::TestAgentOptions o;
     o.socket_path = dir_ / "vm1.sock";
     o.inventory = testing::TestAgent::SimpleInventory("/data", "sda", "600a0b8001");
+    Configure(o);
     agent_ = std::make_unique<testing::TestAgent>(o);
     link::LinkOptions lo;
     lo.guest_name = "vm1";
@@ -59,6 +66,15 @@ class ControlServerTest : public ::testing::Test {
     }(server_.get()));
     io_.Stop();
     pool_.join();
+  }
+
+  // Lets a test's fixture shape the agent before it starts.
+  virtual void Configure(testing::TestAgentOptions&) {}
+
+  // One request as quiescectl sends it (its own client): every failure comes back at once.
+  Result<proto::ControlReply> AskAsCli(proto::ControlRequestBody body, proto::Page page = {}) {
+    return cli::Ask(dir_ / "control.sock", proto::ControlRequest{42, 1, std::move(body), page},
+                    60s);
   }
 
   // One request on a fresh connection, run on the test's io thread.
@@ -253,6 +269,150 @@ TEST_F(ControlServerTest, StopClosesOpenSessions) {
   }(server_.get()));
   EXPECT_TRUE(ClosedByServer(io_, a, 20s));
   EXPECT_TRUE(testing::Eventually([&] { return server_->sessions() == 0; }));
+}
+
+TEST_F(ControlServerTest, JobsAndSnapshotsArePaged) {
+  proto::SnapshotRequest snap;
+  snap.vms = {"vm1"};
+  for (int i = 0; i < 3; ++i) {
+    auto job = AskAsCli(snap);
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+  }
+  auto first = AskAsCli(proto::ListJobs{}, proto::Page{2, 0});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(std::get<proto::JobList>(first->body).jobs.size(), 2u);
+  EXPECT_TRUE(first->more);
+  EXPECT_EQ(first->next_offset, 2u);
+  auto second = AskAsCli(proto::ListJobs{}, proto::Page{2, first->next_offset});
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_EQ(std::get<proto::JobList>(second->body).jobs.size(), 1u);
+  EXPECT_FALSE(second->more);
+  EXPECT_NE(std::get<proto::JobList>(second->body).jobs[0].job_id,
+            std::get<proto::JobList>(first->body).jobs[1].job_id);
+  auto all = AskAsCli(proto::ListJobs{});  // a 1.0 client: the default page
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(std::get<proto::JobList>(all->body).jobs.size(), 3u);
+  EXPECT_FALSE(all->more);
+
+  auto snaps = AskAsCli(proto::ListSnapshots{"vm1"}, proto::Page{1, 1});
+  ASSERT_TRUE(snaps.ok());
+  EXPECT_EQ(std::get<proto::SnapshotList>(snaps->body).snapshots.size(), 1u);
+  EXPECT_TRUE(snaps->more);
+  EXPECT_EQ(snaps->next_offset, 2u);
+}
+
+// Issue 11 item 2: a guest reporting ~2,100 writers in Frozen and again in Thawed pushed the
+// job reply past the control codec's limits (quiescectl waited 82 s for "no answer") and broke
+// `jobs` for every VM. The daemon keeps a bounded part and counts the rest.
+class HugeWriterListsTest : public ControlServerTest {
+  void Configure(testing::TestAgentOptions& o) override {
+    for (int i = 0; i < 2100; ++i) {
+      proto::WriterResult w;
+      // Both messages fit in a frame (~300 KB each); together they are over the codec's
+      // 4,096 list elements, and their text near 1 MiB.
+      w.name = "hook-with-a-rather-long-name-" + std::to_string(i) + std::string(60, 'x');
+      w.ok = true;
+      w.state = "exit 0";
+      w.phase = "freeze";
+      o.writers.push_back(w);
+      w.phase = "thaw";
+      o.thaw_writers.push_back(w);
+    }
+  }
+};
+
+TEST_F(HugeWriterListsTest, TheJobReplyIsBoundedAndJobsStillWorks) {
+  proto::SnapshotRequest snap;
+  snap.vms = {"vm1"};
+  auto job = AskAsCli(snap);
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  const auto& report = std::get<proto::JobReport>(job->body);
+  EXPECT_EQ(report.consistency, "application-consistent") << report.error;
+  EXPECT_EQ(report.writer_details.size(), report.writers.size());
+  EXPECT_LE(report.writer_details.size(), proto::kMaxJobWriters);
+  EXPECT_EQ(report.writer_details.size() + report.writers_truncated, 4200u);
+  EXPECT_GT(report.writers_truncated, 0u);
+  const auto job_bytes = proto::EncodeControlReply(*job).size();
+  EXPECT_LE(job_bytes, proto::kControlReplyByteBudget);
+  std::cout << "job reply: " << job_bytes << " bytes, " << report.writer_details.size()
+            << " writers kept, " << report.writers_truncated << " truncated\n";
+
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(AskAsCli(snap).ok());
+  auto jobs = AskAsCli(proto::ListJobs{});
+  ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+  const auto& list = std::get<proto::JobList>(jobs->body).jobs;
+  ASSERT_EQ(list.size(), 5u);
+  EXPECT_EQ(list[4].writers_truncated, report.writers_truncated);  // kept in the catalog
+  EXPECT_EQ(list[4].writer_details, report.writer_details);
+  EXPECT_LE(proto::EncodeControlReply(*jobs).size(), proto::kControlReplyByteBudget);
+  std::cout << "jobs reply: " << proto::EncodeControlReply(*jobs).size() << " bytes\n";
+}
+
+// Issue 11 item 3: guest texts with terminal escapes, forged lines, invalid UTF-8 and 15 KB
+// reach the daemon's log only escaped, valid and capped.
+class HostileGuestTextTest : public ControlServerTest {
+ protected:
+  void SetUp() override {
+    sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(log_);
+    previous_ = spdlog::default_logger();
+    auto logger = std::make_shared<spdlog::logger>("test", sink_);
+    logger->set_level(spdlog::level::info);
+    logger->set_pattern("%v");
+    spdlog::set_default_logger(logger);
+    ControlServerTest::SetUp();
+  }
+  void TearDown() override {
+    ControlServerTest::TearDown();
+    spdlog::set_default_logger(previous_);
+  }
+  void Configure(testing::TestAgentOptions& o) override {
+    proto::HelloReply hello;
+    hello.agent_version = Hostile();
+    hello.os = proto::OsInfo{proto::OsFamily::kLinux, Hostile(), Hostile(), Hostile()};
+    hello.stale_freeze_cleared.job_id = "j\x1b[2J\r\nsnapshot X application-consistent";  // <= 64 B
+    o.hello = hello;
+    o.refuse_message = Hostile();
+  }
+  static std::string Hostile() {
+    return "1.0\x1b]0;owned\x07\r\nsnapshot X application-consistent\n\xff\xfe\xe2\x80\xae" +
+           std::string(15 * 1024, 'A');  // under the agent codec's 16 KiB per text
+  }
+  std::ostringstream log_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+TEST_F(HostileGuestTextTest, TheDaemonLogGetsEscapedBoundedLines) {
+  agent_->SetBehavior(testing::AgentBehavior::kRefuseFreeze);
+  proto::SnapshotRequest snap;
+  snap.vms = {"vm1"};
+  auto job = AskAsCli(snap);
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  // The reply keeps the text (valid UTF-8; quiescectl escapes it when it shows it).
+  const auto& report = std::get<proto::JobReport>(job->body);
+  EXPECT_TRUE(IsValidUtf8(report.error));
+  // A guest list stays small whatever the agents say: guest texts are cut.
+  auto guests = AskAsCli(proto::ListGuests{});
+  ASSERT_TRUE(guests.ok()) << guests.status().ToString();
+  const auto& g = std::get<proto::GuestList>(guests->body).guests.at(0);
+  EXPECT_LE(g.agent_version.size(), proto::kMaxGuestFieldBytes);
+  EXPECT_LE(g.os_name.size(), proto::kMaxGuestFieldBytes);
+  EXPECT_TRUE(IsValidUtf8(g.agent_version));
+  spdlog::default_logger()->flush();
+  const std::string log = log_.str();
+  EXPECT_NE(log.find("connected to 1.0\\x1B]0;owned"), std::string::npos) << log.substr(0, 300);
+  std::istringstream lines(log);
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    ++count;
+    EXPECT_NE(line.rfind("snapshot X", 0), 0u) << "a forged line: " << line.substr(0, 200);
+    EXPECT_EQ(line.find('\x1b'), std::string::npos);
+    EXPECT_EQ(line.find('\r'), std::string::npos);
+    EXPECT_TRUE(IsValidUtf8(line));
+    EXPECT_LT(line.size(), 2 * kGuestTextMaxBytes + 512);
+  }
+  EXPECT_GE(count, 3);
 }
 
 }  // namespace

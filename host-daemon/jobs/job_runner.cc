@@ -12,8 +12,10 @@
 #include <random>
 
 #include "common/crash_point.h"
+#include "common/guest_text.h"
 #include "host-daemon/jobs/freeze_plan.h"
 #include "host-daemon/jobs/job_budget.h"
+#include "host-daemon/jobs/job_report_lists.h"
 #include "host-daemon/link/run_on.h"
 
 namespace qb::jobs {
@@ -112,38 +114,6 @@ std::uint64_t FreezeWindowUs(const std::vector<proto::PhaseTiming>& phases) {
   for (const auto& p : phases)
     if (p.phase == "freeze" || p.phase == "snapshot") us += p.duration_us;
   return us;
-}
-
-// The writer list as stored in the catalog: a JSON array of strings (WritersJson below).
-std::string WritersJson(const std::vector<std::string>& writers) {
-  std::string json = "[";
-  for (std::size_t i = 0; i < writers.size(); ++i) {
-    json += (i ? ",\"" : "\"");
-    for (char c : writers[i]) {
-      if (c == '"' || c == '\\') json += '\\';
-      if (static_cast<unsigned char>(c) >= 0x20) json += c;
-    }
-    json += "\"";
-  }
-  return json + "]";
-}
-
-// Reads back what WritersJson wrote (an empty or unreadable text gives what could be read).
-std::vector<std::string> ParseWritersJson(const std::string& json) {
-  std::vector<std::string> out;
-  std::size_t i = json.find('[');
-  if (i == std::string::npos) return out;
-  for (++i; i < json.size(); ++i) {
-    if (json[i] == ']') break;
-    if (json[i] != '"') continue;
-    std::string item;
-    for (++i; i < json.size() && json[i] != '"'; ++i) {
-      if (json[i] == '\\' && i + 1 < json.size()) ++i;
-      item += json[i];
-    }
-    out.push_back(std::move(item));
-  }
-  return out;
 }
 
 proto::FreezeMode ModeFor(proto::OsFamily os, proto::VssMode vss) {
@@ -358,7 +328,7 @@ asio::awaitable<void> JobRunner::RunJob(const std::shared_ptr<JobState>& job) {
   if (!job->error.ok()) {
     job->report.error = job->error.ToString();
     job->report.error_code = CodeOf(job->error);
-    spdlog::warn("job {}: {}", job->key, job->report.error);
+    spdlog::warn("job {}: {}", job->key, GuestText(job->report.error));
   }
 }
 
@@ -395,7 +365,7 @@ asio::awaitable<void> JobRunner::Plan(const std::shared_ptr<JobState>& job) {
       co_return;
     }
     g.plan = std::move(plan).value();
-    for (const auto& v : g.plan.not_covered) job->report.not_covered.push_back(vm + ":" + v);
+    AddNotCovered(job->report, vm, g.plan.not_covered);
     for (std::size_t i = 0; i < g.spec.luns.size(); ++i) {
       const auto& lun = g.spec.luns[i];
       if (!backends_.Find(lun.backend)) {
@@ -441,13 +411,14 @@ asio::awaitable<void> JobRunner::FreezeAll(const std::shared_ptr<JobState>& job)
     }
     if (!g.frozen->skipped_volumes.empty()) {
       job->Fail(Error(Code::kPartial, g.vm + ": agent skipped volume " +
-                                          g.frozen->skipped_volumes[0].volume + ": " +
-                                          g.frozen->skipped_volumes[0].reason));
+                                          GuestField(g.frozen->skipped_volumes[0].volume) + ": " +
+                                          GuestField(g.frozen->skipped_volumes[0].reason)));
     }
+    AddWriterResults(job->report, g.vm, g.frozen->writers, proto::WriterPhase::kFreeze);
     for (const auto& w : g.frozen->writers) {
-      job->report.writers.push_back(g.vm + ": " + w.name + ": " + w.state);
       if (!w.ok)
-        job->Fail(Error(Code::kPartial, g.vm + ": writer " + w.name + " failed: " + w.state));
+        job->Fail(Error(Code::kPartial, g.vm + ": writer " + GuestField(w.name) +
+                                            " failed: " + GuestField(w.state)));
     }
   }
 }
@@ -611,7 +582,7 @@ asio::awaitable<Status> JobRunner::FinishLate(const std::shared_ptr<JobState>& j
   if (job->late_recorded) outcome.consistency = catalog::Consistency::kCrashConsistent;
   outcome.error = job->error.ToString();
   outcome.phases = job->phases;
-  outcome.writer_results_json = WritersJson(job->report.writers);
+  outcome.writer_results_json = WritersToCatalogJson(job->report);
   outcome.finished = SysClock::now();
   auto finish_late = [this, id = job->catalog_id, outcome] {
     return catalog_.FinishJob(id, outcome);
@@ -659,8 +630,7 @@ asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
   bool held = !job->guests.empty();
   for (auto& g : job->guests) {
     if (!g.thaw_done) continue;
-    for (const auto& w : g.thawed ? g.thawed->writers : std::vector<proto::WriterResult>{})
-      job->report.writers.push_back(g.vm + ": " + w.name + ": " + w.state);
+    if (g.thawed) AddWriterResults(job->report, g.vm, g.thawed->writers, proto::WriterPhase::kThaw);
     if (!g.thawed) {
       held = false;
       if (job->snapshot_ok) job->Fail(g.thaw_status.WithContext(g.vm + ": thaw"));
@@ -746,7 +716,7 @@ asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
   // The note lets Reconcile() find such jobs again if the daemon dies before that.
   if (late) outcome.error += kLateArrayNote;
   outcome.phases = job->phases;
-  outcome.writer_results_json = WritersJson(job->report.writers);
+  outcome.writer_results_json = WritersToCatalogJson(job->report);
   for (const auto& g : job->guests) {
     if (g.thawed && !g.thawed->backup_components_document.empty())
       outcome.backup_components_doc = g.thawed->backup_components_document;
@@ -1039,7 +1009,7 @@ asio::awaitable<Result<std::vector<proto::JobReport>>> JobRunner::ListJobs(int l
             proto::PhaseTiming{p.phase, static_cast<std::uint64_t>(p.duration.count())});
       r.started_at = IsoTime(j.row.started);
       r.freeze_window_us = FreezeWindowUs(r.phases);
-      r.writers = ParseWritersJson(j.writer_results_json);
+      WritersFromCatalogJson(j.writer_results_json, r);
       auto rows = catalog_.ListSnapshotsOfJob(j.id);
       if (!rows.ok()) return rows.status();
       for (const auto& row : *rows) {

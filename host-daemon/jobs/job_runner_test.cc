@@ -89,6 +89,7 @@ class JobRunnerTest : public ::testing::Test {
         inventory ? *inventory : TestAgent::SimpleInventory("/data", "sda", "600a0b80" + vm);
     o.slow_frozen_delay = 3s;
     o.writers = next_writers_;
+    o.thaw_writers = next_thaw_writers_;
     agents_[vm] = std::make_unique<TestAgent>(o);
     link::LinkOptions lo;
     lo.guest_name = vm;
@@ -147,7 +148,8 @@ class JobRunnerTest : public ::testing::Test {
   GuestRegistry registry_;
   boost::asio::thread_pool pool_{2};
   std::unique_ptr<JobRunner> runner_;
-  std::vector<proto::WriterResult> next_writers_;  // what the next AddGuest's Frozen reports
+  std::vector<proto::WriterResult> next_writers_;       // what the next AddGuest's Frozen reports
+  std::vector<proto::WriterResult> next_thaw_writers_;  // and its Thawed
 };
 
 TEST_F(JobRunnerTest, HappyPathIsApplicationConsistent) {
@@ -477,7 +479,9 @@ TEST_F(JobRunnerTest, ListJobsShowsWindowSnapshotsAndWritersFromTheCatalog) {
   ASSERT_GT(report.freeze_window_us, 0u);
   ASSERT_EQ(report.snapshots.size(), 1u);
   ASSERT_EQ(report.writers.size(), 1u);
-  EXPECT_EQ(report.writers[0], "vm1: pg \"main\": frozen\\ok");
+  EXPECT_EQ(report.writers[0], "vm1: pg \"main\" [freeze]: frozen\\ok");
+  ASSERT_EQ(report.writer_details.size(), 1u);
+  EXPECT_EQ(report.writer_details[0].phase, proto::WriterPhase::kFreeze);
   auto jobs = io_.Run(runner_->ListJobs(10));
   ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
   ASSERT_EQ(jobs->size(), 1u);
@@ -487,6 +491,33 @@ TEST_F(JobRunnerTest, ListJobsShowsWindowSnapshotsAndWritersFromTheCatalog) {
   EXPECT_EQ(listed.freeze_window_us, report.freeze_window_us);
   EXPECT_EQ(listed.snapshots, report.snapshots);
   EXPECT_EQ(listed.writers, report.writers);
+  EXPECT_EQ(listed.writer_details, report.writer_details);
+}
+
+// Issue 12 item 9: an agent of before the fix repeats its freeze hook results in Thawed;
+// each hook shows once per phase, with the phase, in the report and in `jobs`.
+TEST_F(JobRunnerTest, FreezeHooksRepeatedInThawedShowOncePerPhase) {
+  proto::WriterResult freeze;
+  freeze.name = "10-db";
+  freeze.ok = true;
+  freeze.state = "exit 0";
+  freeze.phase = "freeze";
+  proto::WriterResult thaw = freeze;
+  thaw.phase = "thaw";
+  next_writers_ = {freeze};
+  next_thaw_writers_ = {freeze, thaw};
+  AddGuest("vm1");
+  StartRunner();
+  auto report = Snap({"vm1"});
+  ASSERT_EQ(report.error_code, 0) << report.error;
+  EXPECT_EQ(report.writers,
+            (std::vector<std::string>{"vm1: 10-db [freeze]: exit 0", "vm1: 10-db [thaw]: exit 0"}));
+  ASSERT_EQ(report.writer_details.size(), 2u);
+  EXPECT_EQ(report.writer_details[0].phase, proto::WriterPhase::kFreeze);
+  EXPECT_EQ(report.writer_details[1].phase, proto::WriterPhase::kThaw);
+  auto jobs = io_.Run(runner_->ListJobs(10));
+  ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+  EXPECT_EQ((*jobs)[0].writer_details, report.writer_details);
 }
 
 TEST_F(JobRunnerTest, LyingAgentsFailTheJobAndAreThawed) {

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
 
+#include "common/guest_text.h"
 #include "host-daemon/link/reply_check.h"
 #include "host-daemon/link/run_on.h"
 
@@ -208,10 +209,10 @@ asio::awaitable<qb::Status> GuestLink::OpenSession() {
   if (!checked->stale_freeze_cleared.job_id.empty() ||
       !checked->stale_freeze_cleared.volumes.empty()) {
     spdlog::warn("guest {}: agent thawed a stale freeze of job '{}' at start", options_.guest_name,
-                 checked->stale_freeze_cleared.job_id);
+                 GuestText(checked->stale_freeze_cleared.job_id));
   }
-  spdlog::info("guest {}: connected to {} ({})", options_.guest_name, checked->agent_version,
-               checked->os.name);
+  spdlog::info("guest {}: connected to {} ({})", options_.guest_name,
+               GuestText(checked->agent_version), GuestText(checked->os.name));
   for (auto& waiter : waiters_) waiter->cancel();
   waiters_.clear();
   if (options_.on_session) options_.on_session(*checked);

@@ -105,6 +105,10 @@ inline std::vector<std::pair<std::string, ControlRequest>> SampleControlRequests
   out.emplace_back("ctl_prune", ControlRequest{8, 1, PruneRequest{""}});
   out.emplace_back("ctl_jobs", ControlRequest{9, 1, ListJobs{}});
   out.emplace_back("ctl_thaw", ControlRequest{10, 1, ThawRequest{"vm1"}});
+  // 1.1: pages for the list verbs.
+  out.emplace_back("ctl_jobs_page_v1_1", ControlRequest{11, 1, ListJobs{}, Page{50, 100}});
+  out.emplace_back("ctl_snapshots_page_v1_1",
+                   ControlRequest{12, 1, ListSnapshots{"vm1"}, Page{500, 1000}});
   return out;
 }
 
@@ -149,6 +153,16 @@ inline std::vector<std::pair<std::string, ControlReply>> SampleControlReplies() 
   out.emplace_back("ctl_snapshot_list", ControlReply{5, SnapshotList{{snap}}});
   out.emplace_back("ctl_done", ControlReply{6, Done{"deleted snap-1"}});
   out.emplace_back("ctl_job_list", ControlReply{7, JobList{{job}}});
+  // 1.1: truncated counts, typed writer results, pages.
+  JobReport job11 = job;
+  job11.writers = {"vm1: 10-sqlite [freeze]: exit 0", "vm1: 10-sqlite [thaw]: exit 0"};
+  job11.writers_truncated = 2100;
+  job11.not_covered_truncated = 7;
+  job11.writer_details = {{"vm1", "10-sqlite", WriterPhase::kFreeze, true, "exit 0"},
+                          {"vm1", "10-sqlite", WriterPhase::kThaw, true, "exit 0"}};
+  out.emplace_back("ctl_job_v1_1", ControlReply{8, job11});
+  out.emplace_back("ctl_job_list_more_v1_1", ControlReply{9, JobList{{job11}}, true, 150});
+  out.emplace_back("ctl_snapshot_list_more_v1_1", ControlReply{10, SnapshotList{{snap}}, true, 1});
   return out;
 }
 

@@ -132,6 +132,11 @@ struct TestAgent::Impl : std::enable_shared_from_this<TestAgent::Impl> {
       hello.agent_version = "test-agent (test double)";
       hello.os = proto::OsInfo{proto::OsFamily::kLinux, "TestAgent", "0", "test-guest"};
       hello.capabilities = {"fsfreeze", "inventory", "lease"};
+      if (options.hello) {
+        hello.agent_version = options.hello->agent_version;
+        hello.os = options.hello->os;
+        hello.stale_freeze_cleared = options.hello->stale_freeze_cleared;
+      }
       {
         std::lock_guard lock(mutex);
         hello.freeze_state.frozen = is_frozen;
@@ -184,7 +189,7 @@ struct TestAgent::Impl : std::enable_shared_from_this<TestAgent::Impl> {
       Notify();
       const proto::ErrorReply error{
           busy ? proto::ErrorCode::kBusy : proto::ErrorCode::kFreezeFailed,
-          busy ? "already frozen" : "test agent refuses to freeze"};
+          busy ? "already frozen" : options.refuse_message};
       co_await Reply(session, request, error, b);
       co_return;
     }
@@ -254,6 +259,7 @@ struct TestAgent::Impl : std::enable_shared_from_this<TestAgent::Impl> {
       co_await Reply(session, request, error, b);
       co_return;
     }
+    thawed.writers = options.thaw_writers;
     co_await Reply(session, request, thawed, b);
   }
 };

@@ -47,8 +47,11 @@ struct TestAgentOptions {
   AgentBehavior behavior = AgentBehavior::kNormal;
   proto::Inventory inventory;  // what InventoryRequest returns
   std::chrono::milliseconds slow_frozen_delay{0};
-  std::uint32_t max_lease_ms = 10000;        // cap on a granted lease (an agent's config)
-  std::vector<proto::WriterResult> writers;  // reported in every Frozen (hooks / VSS writers)
+  std::uint32_t max_lease_ms = 10000;             // cap on a granted lease (an agent's config)
+  std::vector<proto::WriterResult> writers;       // reported in every Frozen (hooks / VSS writers)
+  std::vector<proto::WriterResult> thaw_writers;  // reported in every Thawed
+  std::optional<proto::HelloReply> hello;         // texts of the HelloReply (default: its own)
+  std::string refuse_message = "test agent refuses to freeze";  // kRefuseFreeze's ErrorReply
 };
 
 class TestAgent {
