@@ -76,6 +76,10 @@ const char* const kMigrations[] = {
       wwn TEXT NOT NULL DEFAULT '',
       PRIMARY KEY (job_id, position)
     );
+    ALTER TABLE jobs ADD COLUMN array_call_late INTEGER NOT NULL DEFAULT 0
+      CHECK (array_call_late IN (0, 1));
+    UPDATE jobs SET array_call_late = 1
+      WHERE state = 'failed' AND error LIKE '%(array call late:%';
     )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -115,7 +119,7 @@ Status MigrateDb(sqlite3* db, int target) {
 
 constexpr std::string_view kJobColumns =
     "id, job_key, group_name, started_us, state, consistency, error, writer_results, "
-    "backup_components, finished_us";
+    "backup_components, finished_us, array_call_late";
 constexpr std::string_view kSnapshotColumns =
     "id, vm, job_id, backend, lun, array_name, consistency, created_us, state";
 
@@ -230,14 +234,15 @@ class SqliteCatalog final : public Catalog {
     }
     Statement update(db_.get(),
                      "UPDATE jobs SET state = ?, consistency = ?, error = ?, writer_results = ?, "
-                     "backup_components = ?, finished_us = ? WHERE id = ?");
+                     "backup_components = ?, finished_us = ?, array_call_late = ? WHERE id = ?");
     update.Bind(1, JobStateName(outcome.state))
         .BindOptional(2, label)
         .Bind(3, outcome.error)
         .Bind(4, outcome.writer_results_json)
         .Bind(5, outcome.backup_components_doc)
         .Bind(6, ToMicros(outcome.finished))
-        .Bind(7, job_id);
+        .Bind(7, static_cast<int64_t>(outcome.array_call_late ? 1 : 0))
+        .Bind(8, job_id);
     QB_RETURN_IF_ERROR(update.Run());
     QB_RETURN_IF_ERROR(
         Statement(db_.get(), "DELETE FROM job_phases WHERE job_id = ?").Bind(1, job_id).Run());
@@ -460,6 +465,7 @@ class SqliteCatalog final : public Catalog {
       job.writer_results_json = query.Text(7);
       job.backup_components_doc = query.Text(8);
       if (!query.IsNull(9)) job.finished = FromMicros(query.Int(9));
+      job.array_call_late = query.Int(10) != 0;
       jobs.push_back(std::move(job));
     }
     QB_RETURN_IF_ERROR(query.status());

@@ -28,8 +28,9 @@
 // restarted daemon finishes every pending deletion (PendingDeletions()). Listings, prune
 // candidates and the consistency rules above consider present rows only.
 //
-// Schema versions: 1 first schema, 2 indexes, 3 the deletion journal (snapshots.state) and
-// each job's LUN journal (job_luns).
+// Schema versions: 1 first schema, 2 indexes, 3 the deletion journal (snapshots.state), each
+// job's LUN journal (job_luns) and jobs.array_call_late (typed, where version 2 had only a
+// note in the error text; the migration derives it from that note).
 #pragma once
 
 #include <chrono>
@@ -99,6 +100,9 @@ struct JobOutcome {
   // is ignored: the stored label is derived from the job's rows (see the header comment).
   std::optional<Consistency> consistency{};
   std::string error{};  // empty on success
+  // The job ended with an array call still out (its snapshot may land later): a restarted
+  // daemon sweeps such a job's LUNs again (Reconcile).
+  bool array_call_late = false;
   std::vector<PhaseTiming> phases{};
   std::string writer_results_json{};    // writer / hook results as reported (JSON text), or ""
   std::string backup_components_doc{};  // the VSS backup components document, or ""
@@ -112,6 +116,7 @@ struct JobRecord {
   JobState state = JobState::kRunning;
   std::optional<Consistency> consistency{};
   std::string error{};
+  bool array_call_late = false;
   std::vector<PhaseTiming> phases{};
   std::string writer_results_json{};
   std::string backup_components_doc{};

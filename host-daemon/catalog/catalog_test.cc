@@ -271,6 +271,9 @@ TEST(CatalogTest, UpgradesFromThePreviousSchema) {
       "INSERT INTO jobs (job_key, group_name, started_us, state) VALUES ('old', '', 1, "
       "'running');"
       "INSERT INTO job_vms (job_id, position, vm) VALUES (1, 0, 'vm1');"
+      "INSERT INTO jobs (job_key, group_name, started_us, state, error) VALUES ('late', '', 2, "
+      "'failed', 'timeout (array call late: its snapshot is removed or recorded "
+      "crash-consistent when it lands)');"
       "INSERT INTO snapshots (id, vm, job_id, backend, lun, array_name, consistency, created_us) "
       "VALUES ('old.vm1.0', 'vm1', 1, 'reflink', '/d/a.raw', '/d/s/qb-old-a.raw', "
       "'crash-consistent', 1);"
@@ -286,6 +289,8 @@ TEST(CatalogTest, UpgradesFromThePreviousSchema) {
   auto jobs = (*catalog)->UnfinishedJobs();
   ASSERT_EQ(jobs->size(), 1u);
   EXPECT_TRUE(jobs->front().row.luns.empty());
+  EXPECT_FALSE(jobs->front().array_call_late);
+  EXPECT_TRUE((*catalog)->GetJobByKey("late")->array_call_late);
   ASSERT_TRUE((*catalog)->MarkDeleting("old.vm1.0").ok());
   EXPECT_EQ((*catalog)->PendingDeletions()->size(), 1u);
   EXPECT_EQ(CreateCatalogAtVersion(dir.File("x.db"), 4).code(), Code::kInvalidArgument);

@@ -92,8 +92,8 @@ std::string SnapshotId(const std::string& key, const std::string& vm, std::size_
   return key + "." + vm + "." + std::to_string(lun_index);
 }
 
-// Appended to the stored error of a job that returned with an array call still late. Reconcile
-// looks for it: a daemon killed before the late snapshot was handled handles it at start.
+// Appended to the shown error of a job that returned with an array call still late (for
+// people). Reconcile finds such jobs by the typed JobOutcome::array_call_late instead.
 constexpr const char* kLateArrayNote =
     " (array call late: its snapshot is removed or recorded crash-consistent when it lands)";
 // How far back Reconcile looks for such jobs.
@@ -756,6 +756,7 @@ asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
   // is recorded failed now; the late handling only removes or records its snapshots later.
   // The note lets Reconcile() find such jobs again if the daemon dies before that.
   if (late) outcome.error += kLateArrayNote;
+  outcome.array_call_late = late;
   job->EndPhase("record");
   outcome.phases = job->phases;
   outcome.writer_results_json = WritersJson(job->report.writers);
@@ -949,7 +950,7 @@ asio::awaitable<Status> JobRunner::Reconcile() {
   auto unfinished_jobs = [this] { return catalog_.UnfinishedJobs(); };
   auto unfinished = co_await Blocking(workers_, unfinished_jobs);
   if (!unfinished.ok()) co_return unfinished.status();
-  // Jobs recorded failed while an array call was still late (kLateArrayNote): if the daemon
+  // Jobs recorded failed while an array call was still late (array_call_late): if the daemon
   // stopped before handling the late snapshot, it is handled here (swept, never closed again).
   auto late_jobs = [this]() -> Result<std::vector<catalog::JobRecord>> {
     auto recent = catalog_.ListJobs(1000);
@@ -957,8 +958,7 @@ asio::awaitable<Status> JobRunner::Reconcile() {
     std::vector<catalog::JobRecord> out;
     const auto horizon = SysClock::now() - kLateJobHorizon;
     for (auto& j : *recent) {
-      if (j.state == catalog::JobState::kFailed && j.row.started >= horizon &&
-          j.error.find(kLateArrayNote) != std::string::npos)
+      if (j.state == catalog::JobState::kFailed && j.row.started >= horizon && j.array_call_late)
         out.push_back(std::move(j));
     }
     return out;
