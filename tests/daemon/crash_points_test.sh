@@ -19,14 +19,12 @@
 #   reflink.after-create reflink.after-clone reflink.after-link
 #   expose.after-create expose.after-clone expose.after-link
 #   delete.after-mark delete.after-array prune.before-delete
-# (record.after-rows fires inside the catalog's RecordJob transaction. record.before-group-remove
-# needs a group over two backends, one failing; its recovery, finishing the journaled removal,
-# is covered by jobs_test ReconcileFinishesJournaledRemovals.)
+# (record.after-rows fires inside the catalog's RecordJob transaction.)
 # Root only: exits 77 otherwise. Usage: crash_points_test.sh QUIESCED QUIESCECTL QUIESCE_AGENT
-# [CASE...] (default: every case).
+# FAKE_ARRAY [CASE...] (default: every case).
 set -u
-QUIESCED=$(realpath "$1") CTL=$(realpath "$2") AGENT=$(realpath "$3")
-shift 3
+QUIESCED=$(realpath "$1") CTL=$(realpath "$2") AGENT=$(realpath "$3") ARRAY=$(realpath "$4")
+shift 4
 ONLY=("$@")
 . "$(dirname "$0")/loop_guest_lib.sh"
 lg_require sqlite3
@@ -68,7 +66,7 @@ start_armed() { QB_CRASH_POINT=$1 lg_start_daemon; }
 expect_crash() {
   local point=$1
   dead() { ! kill -0 $DAEMON 2>/dev/null; }
-  wait_for 60 dead || fail "daemon did not die at $point"
+  wait_for 60 dead || fail "daemon did not die at $point: $(cat "$T/ctl.out" 2>/dev/null)"
   wait $DAEMON 2>/dev/null
   grep -q "crash point $point" "$T/daemon.log" || fail "daemon died, but not at $point"
 }
@@ -249,6 +247,33 @@ renamed_case() {
   check_invariants
 }
 run "snapshot.after-array/config-changed" renamed_case
+
+# Defect 3 (a failed group's members): vm1 has a second LUN on an exec array that refuses the
+# snapshot, so the reflink snapshot of the first LUN must go (all-or-nothing). Killed before
+# that removal, it is finished at restart, not kept crash-consistent.
+group_case() {
+  reset
+  kill -9 $AGENT_PID; wait $AGENT_PID 2>/dev/null; rm -f "$T/agent.sock"
+  lg_add_second_lun
+  lg_start_agent $LEASE_MS
+  export QB_FAKE_ARRAY_DIR=$T/array
+  touch "$T/array/fail"
+  write_config crash-consistent
+  cat >> "$T/quiesced.toml" <<TOML
+[backends.exec]
+type = "exec"
+script = "$ARRAY"
+TOML
+  sed -i "s|^luns = .*|luns = [ { backend = \"reflink\", volume = \"$LUN\", disk = \"$DISK\" }, { backend = \"exec\", volume = \"$LUN2\", disk = \"$DISK2\" } ]|" "$T/quiesced.toml"
+  start_armed record.before-group-remove
+  ctl snapshot vm1 --json > "$T/ctl.out" 2>&1
+  expect_crash record.before-group-remove
+  restart
+  check_invariants
+  [ "$(sql "SELECT COUNT(*) FROM snapshots")" -eq 0 ] ||
+    fail "a failed group's member was kept: $(sql 'SELECT id, consistency FROM snapshots')"
+}
+run "record.before-group-remove" group_case
 
 [ $CASES -gt 0 ] || fail "no case ran"
 echo "PASS: $CASES crash-point cases"

@@ -8,7 +8,8 @@
 # in one temp dir $T and lg_cleanup (installed as the EXIT trap) tears it down on every path:
 # processes it started (by PID), a frozen guest mount, the loop device, the XFS mount.
 #
-# Sets: T, LUN, LOOP, DISK, PIDS, DAEMON (after lg_start_daemon), AGENT_PID.
+# Sets: T, LUN, LOOP, DISK, PIDS, DAEMON (after lg_start_daemon), AGENT_PID; LUN2, LOOP2,
+# DISK2 after lg_add_second_lun.
 # Needs (set by the caller): QUIESCED, CTL, AGENT (absolute paths).
 
 lg_require() {  # lg_require TOOL...
@@ -20,6 +21,7 @@ lg_require() {  # lg_require TOOL...
 
 PIDS=()
 LOOP=
+LOOP2=
 PROBE=
 lg_cleanup() {
   for p in "${PIDS[@]}"; do { kill -9 "$p"; wait "$p"; } 2>/dev/null; done
@@ -27,6 +29,8 @@ lg_cleanup() {
   mountpoint -q "$T/guest" && { fsfreeze -u "$T/guest" 2>/dev/null; umount "$T/guest"; }
   [ -n "$PROBE" ] && wait "$PROBE" 2>/dev/null
   [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
+  mountpoint -q "$T/guest2" && { fsfreeze -u "$T/guest2" 2>/dev/null; umount "$T/guest2"; }
+  [ -n "$LOOP2" ] && losetup -d "$LOOP2" 2>/dev/null
   mountpoint -q "$T/xfs" && umount "$T/xfs"
   wait 2>/dev/null
   rm -rf "$T"
@@ -61,6 +65,20 @@ lg_setup() {
   DISK=$(basename "$LOOP")
   awk -v m="$T/guest" '$5 == m' /proc/self/mountinfo > "$T/mountinfo"
   [ "$(wc -l < "$T/mountinfo")" -eq 1 ] || fail "mount table: $(cat "$T/mountinfo")"
+}
+
+# lg_add_second_lun: a second guest disk and mount (LUN file vm1b.raw on the host XFS), added
+# to the agent's mount table. Start (or restart) the agent after it.
+lg_add_second_lun() {
+  mkdir -p "$T/guest2"
+  LUN2=$T/xfs/luns/vm1b.raw
+  truncate -s 64M "$LUN2"
+  mkfs.ext4 -q -F "$LUN2" || fail "mkfs.ext4 (second LUN)"
+  LOOP2=$(losetup -f --show "$LUN2") || fail "losetup (second LUN)"
+  mount "$LOOP2" "$T/guest2" || fail "mount $LOOP2"
+  DISK2=$(basename "$LOOP2")
+  awk -v m="$T/guest" -v n="$T/guest2" '$5 == m || $5 == n' /proc/self/mountinfo > "$T/mountinfo"
+  [ "$(wc -l < "$T/mountinfo")" -eq 2 ] || fail "mount table: $(cat "$T/mountinfo")"
 }
 
 # lg_start_agent LEASE_MS: the real agent on $T/agent.sock, freezing only the guest mount.
