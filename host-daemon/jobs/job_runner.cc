@@ -1079,6 +1079,7 @@ asio::awaitable<Result<std::vector<proto::JobReport>>> JobRunner::ListJobs(int l
       auto rows = catalog_.ListSnapshotsOfJob(j.id);
       if (!rows.ok()) return rows.status();
       for (const auto& row : *rows) {
+        if (row.state != catalog::SnapshotState::kPresent) continue;  // being deleted
         r.snapshots.push_back(proto::SnapshotInfo{
             row.id, row.vm, j.row.job_key, row.backend, row.lun, row.array_name,
             std::string(catalog::ConsistencyLabel(row.consistency)), IsoTime(row.created)});
