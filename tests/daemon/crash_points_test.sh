@@ -29,7 +29,9 @@ ONLY=("$@")
 . "$(dirname "$0")/loop_guest_lib.sh"
 lg_require sqlite3
 lg_setup qb-crash
-LEASE_MS=3000
+# Generous: the exec array (a python script) can be slow on a loaded machine, and the array
+# call must land inside the lease. Only the freeze-stage kills wait for it.
+LEASE_MS=10000
 lg_start_agent $LEASE_MS
 LUN_SIZE=$(stat -c %s "$LUN")
 SNAPS=$T/xfs/snaps
@@ -132,7 +134,7 @@ job_case() {  # job_case POINT POLICY
   reset
   write_config "$2"
   start_armed "$1"
-  ctl snapshot vm1 --json > "$T/ctl.out" 2>&1
+  ctl snapshot vm1 --lease-ms $LEASE_MS --json > "$T/ctl.out" 2>&1
   expect_crash "$1"
   restart
   check_invariants
@@ -181,7 +183,7 @@ expose_case() {  # expose_case POINT absent|whole
   reset
   write_config remove
   start_armed "$1"
-  ctl snapshot vm1 --json > "$T/ctl.out" || fail "snapshot: $(cat "$T/ctl.out")"
+  ctl snapshot vm1 --lease-ms $LEASE_MS --json > "$T/ctl.out" || fail "snapshot: $(cat "$T/ctl.out")"
   local id
   id=$(jq -r '.snapshots[0].snapshot_id' "$T/ctl.out")
   ctl expose "$id" --as exposed.raw > /dev/null 2>&1
@@ -204,7 +206,7 @@ delete_case() {
   reset
   write_config remove
   start_armed "$1"
-  ctl snapshot vm1 --json > "$T/ctl.out" || fail "snapshot: $(cat "$T/ctl.out")"
+  ctl snapshot vm1 --lease-ms $LEASE_MS --json > "$T/ctl.out" || fail "snapshot: $(cat "$T/ctl.out")"
   local id
   id=$(jq -r '.snapshots[0].snapshot_id' "$T/ctl.out")
   ctl delete "$id" > /dev/null 2>&1
@@ -221,8 +223,8 @@ prune_case() {  # prune_case POINT ROWS_LEFT
   reset
   write_config remove vm1 1
   start_armed "$1"
-  ctl snapshot vm1 --json > "$T/ctl.out" || fail "snapshot 1: $(cat "$T/ctl.out")"
-  ctl snapshot vm1 --json > "$T/ctl2.out" 2>&1
+  ctl snapshot vm1 --lease-ms $LEASE_MS --json > "$T/ctl.out" || fail "snapshot 1: $(cat "$T/ctl.out")"
+  ctl snapshot vm1 --lease-ms $LEASE_MS --json > "$T/ctl2.out" 2>&1
   expect_crash "$1"
   restart
   check_invariants
@@ -240,7 +242,7 @@ renamed_case() {
   reset
   write_config remove
   start_armed snapshot.after-array
-  ctl snapshot vm1 --json > "$T/ctl.out" 2>&1
+  ctl snapshot vm1 --lease-ms $LEASE_MS --json > "$T/ctl.out" 2>&1
   expect_crash snapshot.after-array
   write_config remove vm-renamed
   restart
@@ -266,7 +268,7 @@ script = "$ARRAY"
 TOML
   sed -i "s|^luns = .*|luns = [ { backend = \"reflink\", volume = \"$LUN\", disk = \"$DISK\" }, { backend = \"exec\", volume = \"$LUN2\", disk = \"$DISK2\" } ]|" "$T/quiesced.toml"
   start_armed record.before-group-remove
-  ctl snapshot vm1 --json > "$T/ctl.out" 2>&1
+  ctl snapshot vm1 --lease-ms $LEASE_MS --json > "$T/ctl.out" 2>&1
   expect_crash record.before-group-remove
   restart
   check_invariants
