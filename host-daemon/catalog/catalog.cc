@@ -5,6 +5,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/crash_point.h"
 #include "host-daemon/catalog/sqlite_handle.h"
 
 namespace qb::catalog {
@@ -60,6 +61,26 @@ const char* const kMigrations[] = {
     CREATE INDEX snapshots_by_job ON snapshots (job_id);
     CREATE INDEX jobs_by_state ON jobs (state);
     )sql",
+    // 2 -> 3: the deletion journal (a row is marked deleting before the array call) and each
+    // job's LUNs as it began (reconcile looks for its snapshots there, not in today's config).
+    R"sql(
+    ALTER TABLE snapshots ADD COLUMN state TEXT NOT NULL DEFAULT 'present'
+      CHECK (state IN ('present', 'deleting'));
+    CREATE TABLE job_luns (
+      job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+      position INTEGER NOT NULL,
+      vm TEXT NOT NULL,
+      lun_index INTEGER NOT NULL,
+      backend TEXT NOT NULL,
+      volume TEXT NOT NULL,
+      wwn TEXT NOT NULL DEFAULT '',
+      PRIMARY KEY (job_id, position)
+    );
+    ALTER TABLE jobs ADD COLUMN array_call_late INTEGER NOT NULL DEFAULT 0
+      CHECK (array_call_late IN (0, 1));
+    UPDATE jobs SET array_call_late = 1
+      WHERE state = 'failed' AND error LIKE '%(array call late:%';
+    )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -71,11 +92,36 @@ system_clock::time_point FromMicros(int64_t us) {
       std::chrono::duration_cast<system_clock::duration>(std::chrono::microseconds(us)));
 }
 
+// Brings the schema of `db` from its user_version up to `target` (<= kSchemaVersion), one
+// transaction per step. kVersionMismatch: the file is newer than this binary.
+Status MigrateDb(sqlite3* db, int target) {
+  int version = 0;
+  {
+    Statement query(db, "PRAGMA user_version");
+    if (!query.Step())
+      return query.status().ok() ? Error(Code::kIoError, "no user_version") : query.status();
+    version = static_cast<int>(query.Int(0));
+  }
+  if (version > kSchemaVersion) {
+    return Error(Code::kVersionMismatch, "catalog schema version " + std::to_string(version) +
+                                             " is newer than this daemon's " +
+                                             std::to_string(kSchemaVersion));
+  }
+  for (; version < target; ++version) {
+    Transaction tx(db);
+    QB_RETURN_IF_ERROR(tx.status());
+    QB_RETURN_IF_ERROR(Exec(db, kMigrations[version]));
+    QB_RETURN_IF_ERROR(Exec(db, "PRAGMA user_version = " + std::to_string(version + 1)));
+    QB_RETURN_IF_ERROR(tx.Commit());
+  }
+  return Status::Ok();
+}
+
 constexpr std::string_view kJobColumns =
     "id, job_key, group_name, started_us, state, consistency, error, writer_results, "
-    "backup_components, finished_us";
+    "backup_components, finished_us, array_call_late";
 constexpr std::string_view kSnapshotColumns =
-    "id, vm, job_id, backend, lun, array_name, consistency, created_us";
+    "id, vm, job_id, backend, lun, array_name, consistency, created_us, state";
 
 class SqliteCatalog final : public Catalog {
  public:
@@ -99,13 +145,54 @@ class SqliteCatalog final : public Catalog {
       vm.Bind(1, id).Bind(2, static_cast<int64_t>(i)).Bind(3, job.vms[i]);
       QB_RETURN_IF_ERROR(vm.Run());
     }
+    for (std::size_t i = 0; i < job.luns.size(); ++i) {
+      const JobLun& lun = job.luns[i];
+      Statement insert_lun(db_.get(),
+                           "INSERT INTO job_luns (job_id, position, vm, lun_index, backend, "
+                           "volume, wwn) VALUES (?, ?, ?, ?, ?, ?, ?)");
+      insert_lun.Bind(1, id)
+          .Bind(2, static_cast<int64_t>(i))
+          .Bind(3, lun.vm)
+          .Bind(4, lun.index)
+          .Bind(5, lun.backend)
+          .Bind(6, lun.volume)
+          .Bind(7, lun.wwn);
+      QB_RETURN_IF_ERROR(insert_lun.Run());
+    }
     QB_RETURN_IF_ERROR(tx.Commit());
     return id;
   }
 
   Status FinishJob(int64_t job_id, const JobOutcome& outcome) override {
+    return RecordJob(job_id, {}, outcome, std::nullopt);
+  }
+
+  Status RecordJob(int64_t job_id, const std::vector<SnapshotRow>& rows, const JobOutcome& outcome,
+                   const std::optional<FreezeVerification>& evidence) override {
     if (outcome.state == JobState::kRunning) {
-      return Error(Code::kInvalidArgument, "FinishJob with state running");
+      return Error(Code::kInvalidArgument, "RecordJob with state running");
+    }
+    const bool wants_app = outcome.consistency == Consistency::kApplicationConsistent;
+    if (wants_app) {
+      if (!evidence) {
+        return Error(Code::kPermissionDenied, "job " + std::to_string(job_id) +
+                                                  " cannot finish application-consistent "
+                                                  "without verified evidence");
+      }
+      if (!evidence->snapshot_succeeded_before_thaw || !evidence->freeze_held_whole_window) {
+        return Error(Code::kPermissionDenied,
+                     "job " + std::to_string(job_id) + " not application-consistent: " +
+                         (!evidence->snapshot_succeeded_before_thaw
+                              ? "the array call did not succeed before thaw"
+                              : "the freeze did not hold for the whole window"));
+      }
+    }
+    for (const auto& row : rows) {
+      if (row.consistency != Consistency::kCrashConsistent) {
+        return Error(Code::kPermissionDenied,
+                     "snapshot " + row.id + ": rows are recorded crash-consistent");
+      }
+      if (row.id.empty()) return Error(Code::kInvalidArgument, "snapshot id is empty");
     }
     std::lock_guard lock(mutex_);
     Transaction tx(db_.get());
@@ -116,31 +203,46 @@ class SqliteCatalog final : public Catalog {
       return Error(Code::kConflict, "job " + std::to_string(job_id) + " is already " +
                                         std::string(JobStateName(*state)));
     }
-    if (outcome.consistency == Consistency::kApplicationConsistent) {
-      Statement count(db_.get(),
-                      "SELECT COUNT(*), SUM(consistency = 'application-consistent') "
-                      "FROM snapshots WHERE job_id = ?");
-      count.Bind(1, job_id);
-      if (!count.Step()) return count.status();
-      if (count.Int(0) == 0 || count.Int(0) != count.Int(1)) {
-        return Error(Code::kPermissionDenied,
-                     "job " + std::to_string(job_id) +
-                         " cannot finish application-consistent: its snapshots are not all "
-                         "verified application-consistent");
+    for (const auto& row : rows) {
+      SnapshotRow stored = row;
+      stored.job_id = job_id;
+      stored.state = SnapshotState::kPresent;
+      Status added = InsertSnapshotLocked(stored);
+      if (!added.ok()) return added.WithContext("record job " + std::to_string(job_id));
+    }
+    // Inside the transaction: a kill here must leave none of the rows (tests arm it).
+    CrashPoint("record.after-rows");
+    Statement count(db_.get(),
+                    "SELECT COUNT(*) FROM snapshots WHERE job_id = ? AND state = 'present'");
+    count.Bind(1, job_id);
+    if (!count.Step()) return count.status().ok() ? Error(Code::kIoError, "count") : count.status();
+    const int64_t present = count.Int(0);
+    std::optional<std::string> label;
+    if (wants_app) {
+      if (present == 0) {
+        return Error(Code::kInvalidArgument,
+                     "job " + std::to_string(job_id) + " has no snapshot rows to promote");
       }
+      QB_RETURN_IF_ERROR(Statement(db_.get(),
+                                   "UPDATE snapshots SET consistency = 'application-consistent' "
+                                   "WHERE job_id = ?")
+                             .Bind(1, job_id)
+                             .Run());
+      label = std::string(ConsistencyLabel(Consistency::kApplicationConsistent));
+    } else if (present > 0) {
+      label = std::string(ConsistencyLabel(Consistency::kCrashConsistent));
     }
     Statement update(db_.get(),
                      "UPDATE jobs SET state = ?, consistency = ?, error = ?, writer_results = ?, "
-                     "backup_components = ?, finished_us = ? WHERE id = ?");
-    std::optional<std::string> label;
-    if (outcome.consistency) label = std::string(ConsistencyLabel(*outcome.consistency));
+                     "backup_components = ?, finished_us = ?, array_call_late = ? WHERE id = ?");
     update.Bind(1, JobStateName(outcome.state))
         .BindOptional(2, label)
         .Bind(3, outcome.error)
         .Bind(4, outcome.writer_results_json)
         .Bind(5, outcome.backup_components_doc)
         .Bind(6, ToMicros(outcome.finished))
-        .Bind(7, job_id);
+        .Bind(7, static_cast<int64_t>(outcome.array_call_late ? 1 : 0))
+        .Bind(8, job_id);
     QB_RETURN_IF_ERROR(update.Run());
     QB_RETURN_IF_ERROR(
         Statement(db_.get(), "DELETE FROM job_phases WHERE job_id = ?").Bind(1, job_id).Run());
@@ -188,32 +290,41 @@ class SqliteCatalog final : public Catalog {
     if (row.consistency != Consistency::kCrashConsistent) {
       return Error(Code::kPermissionDenied, "snapshot " + row.id +
                                                 ": rows are recorded crash-consistent; only "
-                                                "MarkJobApplicationConsistent may promote them");
+                                                "RecordJob with evidence may promote them");
     }
     if (row.id.empty()) return Error(Code::kInvalidArgument, "snapshot id is empty");
     std::lock_guard lock(mutex_);
+    Transaction tx(db_.get());
+    QB_RETURN_IF_ERROR(tx.status());
     auto state = StateLocked(row.job_id);
     if (!state.ok()) return state.status();
-    Statement insert(db_.get(),
-                     "INSERT INTO snapshots (id, vm, job_id, backend, lun, array_name, "
-                     "consistency, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    insert.Bind(1, row.id)
-        .Bind(2, row.vm)
-        .Bind(3, row.job_id)
-        .Bind(4, row.backend)
-        .Bind(5, row.lun)
-        .Bind(6, row.array_name)
-        .Bind(7, ConsistencyLabel(Consistency::kCrashConsistent))
-        .Bind(8, ToMicros(row.created));
-    Status status = insert.Run();
+    Statement label(db_.get(), "SELECT consistency FROM jobs WHERE id = ?");
+    label.Bind(1, row.job_id);
+    if (!label.Step()) return label.status().ok() ? Error(Code::kIoError, "label") : label.status();
+    if (!label.IsNull(0) &&
+        label.Text(0) == ConsistencyLabel(Consistency::kApplicationConsistent)) {
+      return Error(Code::kConflict, "snapshot " + row.id + ": job " + std::to_string(row.job_id) +
+                                        " is application-consistent and takes no late rows");
+    }
+    Status status = InsertSnapshotLocked(row);
     if (!status.ok()) return status.WithContext("add snapshot " + row.id);
-    return Status::Ok();
+    if (*state != JobState::kRunning && row.state == SnapshotState::kPresent) {
+      QB_RETURN_IF_ERROR(Statement(db_.get(),
+                                   "UPDATE jobs SET consistency = 'crash-consistent' "
+                                   "WHERE id = ? AND consistency IS NULL")
+                             .Bind(1, row.job_id)
+                             .Run());
+    }
+    return tx.Commit();
   }
 
   Result<std::vector<SnapshotRow>> ListSnapshots(const std::string& vm) override {
     std::lock_guard lock(mutex_);
-    if (vm.empty()) return QuerySnapshotsLocked("ORDER BY created_us, rowid", [](Statement&) {});
-    return QuerySnapshotsLocked("WHERE vm = ? ORDER BY created_us, rowid",
+    if (vm.empty()) {
+      return QuerySnapshotsLocked("WHERE state = 'present' ORDER BY created_us, rowid",
+                                  [](Statement&) {});
+    }
+    return QuerySnapshotsLocked("WHERE vm = ? AND state = 'present' ORDER BY created_us, rowid",
                                 [&](Statement& s) { s.Bind(1, vm); });
   }
 
@@ -236,52 +347,18 @@ class SqliteCatalog final : public Catalog {
     return Statement(db_.get(), "DELETE FROM snapshots WHERE id = ?").Bind(1, id).Run();
   }
 
-  Status SetConsistency(const std::string& id, Consistency consistency) override {
-    if (consistency != Consistency::kCrashConsistent) {
-      return Error(Code::kPermissionDenied,
-                   "snapshot " + id +
-                       ": only MarkJobApplicationConsistent may label a row "
-                       "application-consistent");
-    }
-    std::lock_guard lock(mutex_);
-    Statement update(db_.get(), "UPDATE snapshots SET consistency = ? WHERE id = ?");
-    update.Bind(1, ConsistencyLabel(consistency)).Bind(2, id);
-    QB_RETURN_IF_ERROR(update.Run());
-    if (sqlite3_changes(db_.get()) == 0) return Error(Code::kNotFound, "no snapshot " + id);
-    return Status::Ok();
+  Status MarkDeleting(const std::string& id) override {
+    return SetState(id, SnapshotState::kDeleting);
   }
 
-  Result<int> MarkJobApplicationConsistent(int64_t job_id,
-                                           const FreezeVerification& evidence) override {
-    if (!evidence.snapshot_succeeded_before_thaw || !evidence.freeze_held_whole_window) {
-      return Error(Code::kPermissionDenied,
-                   std::string("job ") + std::to_string(job_id) + " not application-consistent: " +
-                       (!evidence.snapshot_succeeded_before_thaw
-                            ? "the array call did not succeed before thaw"
-                            : "the freeze did not hold for the whole window"));
-    }
+  Status MarkPresent(const std::string& id) override {
+    return SetState(id, SnapshotState::kPresent);
+  }
+
+  Result<std::vector<SnapshotRow>> PendingDeletions() override {
     std::lock_guard lock(mutex_);
-    Transaction tx(db_.get());
-    QB_RETURN_IF_ERROR(tx.status());
-    auto state = StateLocked(job_id);
-    if (!state.ok()) return state.status();
-    if (*state != JobState::kRunning) {
-      return Error(Code::kConflict, "job " + std::to_string(job_id) + " is " +
-                                        std::string(JobStateName(*state)) +
-                                        "; only a running job can be promoted");
-    }
-    Statement update(db_.get(),
-                     "UPDATE snapshots SET consistency = 'application-consistent' "
-                     "WHERE job_id = ?");
-    update.Bind(1, job_id);
-    QB_RETURN_IF_ERROR(update.Run());
-    const int changed = sqlite3_changes(db_.get());
-    if (changed == 0) {
-      return Error(Code::kInvalidArgument,
-                   "job " + std::to_string(job_id) + " has no snapshot rows to promote");
-    }
-    QB_RETURN_IF_ERROR(tx.Commit());
-    return changed;
+    return QuerySnapshotsLocked("WHERE state = 'deleting' ORDER BY created_us, rowid",
+                                [](Statement&) {});
   }
 
   Result<std::vector<SnapshotRow>> PruneCandidates(const std::string& vm,
@@ -292,8 +369,10 @@ class SqliteCatalog final : public Catalog {
     std::vector<SnapshotRow> rows;
     {
       std::lock_guard lock(mutex_);
-      auto listed = QuerySnapshotsLocked("WHERE vm = ? ORDER BY created_us, rowid",
-                                         [&](Statement& s) { s.Bind(1, vm); });
+      auto listed = QuerySnapshotsLocked(
+          "WHERE vm = ? AND state = 'present' "
+          "ORDER BY created_us, rowid",
+          [&](Statement& s) { s.Bind(1, vm); });
       if (!listed.ok()) return listed.status();
       rows = std::move(listed).value();
     }
@@ -321,29 +400,37 @@ class SqliteCatalog final : public Catalog {
 
   Status Migrate() {
     std::lock_guard lock(mutex_);
-    int version = 0;
-    {
-      Statement query(db_.get(), "PRAGMA user_version");
-      if (!query.Step())
-        return query.status().ok() ? Error(Code::kIoError, "no user_version") : query.status();
-      version = static_cast<int>(query.Int(0));
-    }
-    if (version > kSchemaVersion) {
-      return Error(Code::kVersionMismatch, "catalog schema version " + std::to_string(version) +
-                                               " is newer than this daemon's " +
-                                               std::to_string(kSchemaVersion));
-    }
-    for (; version < kSchemaVersion; ++version) {
-      Transaction tx(db_.get());
-      QB_RETURN_IF_ERROR(tx.status());
-      QB_RETURN_IF_ERROR(Exec(db_.get(), kMigrations[version]));
-      QB_RETURN_IF_ERROR(Exec(db_.get(), "PRAGMA user_version = " + std::to_string(version + 1)));
-      QB_RETURN_IF_ERROR(tx.Commit());
-    }
-    return Status::Ok();
+    return MigrateDb(db_.get(), kSchemaVersion);
   }
 
  private:
+  Status SetState(const std::string& id, SnapshotState state) {
+    std::lock_guard lock(mutex_);
+    Statement update(db_.get(), "UPDATE snapshots SET state = ? WHERE id = ?");
+    update.Bind(1, SnapshotStateName(state)).Bind(2, id);
+    QB_RETURN_IF_ERROR(update.Run());
+    if (sqlite3_changes(db_.get()) == 0) return Error(Code::kNotFound, "no snapshot " + id);
+    return Status::Ok();
+  }
+
+  // Inserts `row` as given (crash-consistent: the callers checked), in the caller's
+  // transaction. kNotFound: no such job (foreign key); kConflict: id taken.
+  Status InsertSnapshotLocked(const SnapshotRow& row) {
+    Statement insert(db_.get(),
+                     "INSERT INTO snapshots (id, vm, job_id, backend, lun, array_name, "
+                     "consistency, created_us, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    insert.Bind(1, row.id)
+        .Bind(2, row.vm)
+        .Bind(3, row.job_id)
+        .Bind(4, row.backend)
+        .Bind(5, row.lun)
+        .Bind(6, row.array_name)
+        .Bind(7, ConsistencyLabel(Consistency::kCrashConsistent))
+        .Bind(8, ToMicros(row.created))
+        .Bind(9, SnapshotStateName(row.state));
+    return insert.Run();
+  }
+
   Result<JobState> StateLocked(int64_t job_id) {
     Statement query(db_.get(), "SELECT state FROM jobs WHERE id = ?");
     query.Bind(1, job_id);
@@ -378,6 +465,7 @@ class SqliteCatalog final : public Catalog {
       job.writer_results_json = query.Text(7);
       job.backup_components_doc = query.Text(8);
       if (!query.IsNull(9)) job.finished = FromMicros(query.Int(9));
+      job.array_call_late = query.Int(10) != 0;
       jobs.push_back(std::move(job));
     }
     QB_RETURN_IF_ERROR(query.status());
@@ -394,6 +482,15 @@ class SqliteCatalog final : public Catalog {
         job.phases.push_back({phases.Text(0), std::chrono::microseconds(phases.Int(1))});
       }
       QB_RETURN_IF_ERROR(phases.status());
+      Statement luns(db_.get(),
+                     "SELECT vm, lun_index, backend, volume, wwn FROM job_luns WHERE job_id = ? "
+                     "ORDER BY position");
+      luns.Bind(1, job.id);
+      while (luns.Step()) {
+        job.row.luns.push_back(
+            {luns.Text(0), luns.Int(1), luns.Text(2), luns.Text(3), luns.Text(4)});
+      }
+      QB_RETURN_IF_ERROR(luns.status());
     }
     return jobs;
   }
@@ -416,6 +513,9 @@ class SqliteCatalog final : public Catalog {
       if (!consistency.ok()) return consistency.status();
       row.consistency = *consistency;
       row.created = FromMicros(query.Int(7));
+      row.state = query.Text(8) == SnapshotStateName(SnapshotState::kDeleting)
+                      ? SnapshotState::kDeleting
+                      : SnapshotState::kPresent;
       rows.push_back(std::move(row));
     }
     QB_RETURN_IF_ERROR(query.status());
@@ -437,6 +537,10 @@ Result<Consistency> ParseConsistency(std::string_view label) {
   if (label == "application-consistent") return Consistency::kApplicationConsistent;
   if (label == "crash-consistent") return Consistency::kCrashConsistent;
   return Error(Code::kInvalidArgument, "unknown consistency label '" + std::string(label) + "'");
+}
+
+std::string_view SnapshotStateName(SnapshotState state) {
+  return state == SnapshotState::kDeleting ? "deleting" : "present";
 }
 
 std::string_view JobStateName(JobState state) {
@@ -462,6 +566,18 @@ Result<JobState> ParseJobState(std::string_view name) {
 }
 
 int Catalog::CurrentSchemaVersion() { return kSchemaVersion; }
+
+Status CreateCatalogAtVersion(const std::string& path, int version) {
+  if (version < 0 || version > kSchemaVersion) {
+    return Error(Code::kInvalidArgument, "no schema version " + std::to_string(version));
+  }
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  SqliteDb db(raw);
+  if (rc != SQLITE_OK) return Error(Code::kIoError, "open catalog " + path);
+  return MigrateDb(db.get(), version);
+}
 
 Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path) {
   sqlite3* raw = nullptr;

@@ -6,10 +6,31 @@
 // worker threads are serialised and safe.
 //
 // Consistency labels (invariant 2 of DESIGN.md): a snapshot row is born crash-consistent.
-// The ONLY way a row becomes application-consistent is MarkJobApplicationConsistent(), the one
-// call the job runner makes after it verified that the array call succeeded before Thaw was
-// sent and the agent held its freeze for the whole window. AddSnapshot() and SetConsistency()
-// refuse the application-consistent label (kPermissionDenied), so no other path can mislabel.
+// The ONLY way a row becomes application-consistent is RecordJob() with verified evidence, the
+// one call the job runner makes after it verified that the array call succeeded before Thaw
+// was sent and the agent held its freeze for the whole window. RecordJob() adds the job's rows,
+// labels them and closes the job in ONE transaction: a crash leaves either the running job
+// with none of them, or all of it. AddSnapshot() refuses the application-consistent label
+// (kPermissionDenied), so no other path can mislabel.
+//
+// Contradictory (what the catalog never holds, after any crash): a present snapshot row whose
+// label differs from its job's label, or a present row of a finished job that has no label.
+// A finished job's label is derived from its rows when they are written: application-
+// consistent only through RecordJob() with evidence (then every row of the job is), otherwise
+// crash-consistent when the job has rows, and none when it has none. A late row added to a
+// finished job without a label gives it crash-consistent in the same transaction. (A running
+// job has no label yet; rows it holds are crash-consistent. Rows removed later by delete or
+// retention do not change the job's label: a job may have fewer rows than it made.)
+//
+// Deletion journal: a row in state `deleting` is a snapshot whose removal from the array was
+// decided (delete, retention, or a failed group's members) and may have happened. It is
+// journaled BEFORE the array call; the row goes only after the array removed the snapshot. A
+// restarted daemon finishes every pending deletion (PendingDeletions()). Listings, prune
+// candidates and the consistency rules above consider present rows only.
+//
+// Schema versions: 1 first schema, 2 indexes, 3 the deletion journal (snapshots.state), each
+// job's LUN journal (job_luns) and jobs.array_call_late (typed, where version 2 had only a
+// note in the error text; the migration derives it from that note).
 #pragma once
 
 #include <chrono>
@@ -47,12 +68,23 @@ enum class JobState {
 std::string_view JobStateName(JobState state);  // "running", "succeeded", "failed", "reconciled"
 Result<JobState> ParseJobState(std::string_view name);
 
+// One LUN a job will snapshot, journaled when the job begins: a restarted daemon looks for
+// the job's snapshots on exactly these, whatever its configuration says by then.
+struct JobLun {
+  std::string vm{};
+  int64_t index = 0;      // the LUN's position in the VM's LUN list (snapshot ids use it)
+  std::string backend{};  // LunSpec::backend
+  std::string volume{};   // LunSpec::volume
+  std::string wwn{};      // LunSpec::wwn
+};
+
 // What the job runner knows when a job starts.
 struct JobRow {
   std::string job_key{};           // ValidateJobKey()-valid; unique across the catalog
   std::vector<std::string> vms{};  // VMs the job covers (one, or a group's members)
   std::string group{};             // group name, empty for a single-VM job
   std::chrono::system_clock::time_point started{};
+  std::vector<JobLun> luns{};  // empty for jobs journaled before schema 3
 };
 
 // One timed phase ("plan", "prepare", "freeze", "snapshot", "thaw", "verify", "record").
@@ -64,10 +96,13 @@ struct PhaseTiming {
 // What the job runner knows when a job ends.
 struct JobOutcome {
   JobState state = JobState::kFailed;  // must not be kRunning
-  // The job's overall label, if it produced snapshots. kApplicationConsistent is accepted only
-  // when every snapshot row of the job already is (after MarkJobApplicationConsistent).
+  // kApplicationConsistent asks for the label (RecordJob() with evidence only). Anything else
+  // is ignored: the stored label is derived from the job's rows (see the header comment).
   std::optional<Consistency> consistency{};
   std::string error{};  // empty on success
+  // The job ended with an array call still out (its snapshot may land later): a restarted
+  // daemon sweeps such a job's LUNs again (Reconcile).
+  bool array_call_late = false;
   std::vector<PhaseTiming> phases{};
   std::string writer_results_json{};    // writer / hook results as reported (JSON text), or ""
   std::string backup_components_doc{};  // the VSS backup components document, or ""
@@ -81,11 +116,16 @@ struct JobRecord {
   JobState state = JobState::kRunning;
   std::optional<Consistency> consistency{};
   std::string error{};
+  bool array_call_late = false;
   std::vector<PhaseTiming> phases{};
   std::string writer_results_json{};
   std::string backup_components_doc{};
   std::optional<std::chrono::system_clock::time_point> finished{};
 };
+
+// A snapshot row's place in the deletion journal. Stored as "present" / "deleting".
+enum class SnapshotState { kPresent, kDeleting };
+std::string_view SnapshotStateName(SnapshotState state);
 
 // One snapshot of one LUN of one VM.
 struct SnapshotRow {
@@ -97,9 +137,10 @@ struct SnapshotRow {
   std::string array_name{};  // SnapshotRecord::array_name
   Consistency consistency = Consistency::kCrashConsistent;
   std::chrono::system_clock::time_point created{};
+  SnapshotState state = SnapshotState::kPresent;
 };
 
-// Evidence the job runner hands to MarkJobApplicationConsistent. Both must be true.
+// Evidence the job runner hands to RecordJob. Both must be true.
 struct FreezeVerification {
   // The array call returned success BEFORE Thaw was sent.
   bool snapshot_succeeded_before_thaw = false;
@@ -125,10 +166,23 @@ class Catalog {
   // kInvalidArgument for an empty key or no VMs.
   virtual Result<int64_t> BeginJob(const JobRow& job) = 0;
 
-  // Closes a running job. kNotFound: no such job. kConflict: the job is not running (finished
-  // twice). kInvalidArgument: outcome.state is kRunning. kPermissionDenied: outcome claims
-  // application-consistent but a snapshot row of the job is not (or it has none).
+  // Closes a running job without new rows and without evidence: RecordJob(job_id, {}, outcome,
+  // nullopt). Its label is derived from the rows it already has.
   virtual Status FinishJob(int64_t job_id, const JobOutcome& outcome) = 0;
+
+  // THE one path to application-consistent, and the one step that ends a job: in ONE
+  // transaction adds `rows` (each crash-consistent as given, state present), labels the job
+  // and its rows, and closes the job with `outcome`. The label is application-consistent only
+  // when outcome.consistency asks for it, `evidence` is given with both flags true, and the
+  // job then has at least one row; otherwise it is derived (crash-consistent with rows, none
+  // without). kNotFound: no such job. kConflict: the job is not running (finished or
+  // reconciled jobs are never promoted), or a row id is taken. kInvalidArgument:
+  // outcome.state is kRunning, or application-consistent is asked for a job without rows.
+  // kPermissionDenied: application-consistent asked without evidence, or an evidence flag is
+  // false, or a row claims application-consistent. On any error nothing changes.
+  virtual Status RecordJob(int64_t job_id, const std::vector<SnapshotRow>& rows,
+                           const JobOutcome& outcome,
+                           const std::optional<FreezeVerification>& evidence) = 0;
 
   virtual Result<JobRecord> GetJob(int64_t job_id) = 0;                   // kNotFound
   virtual Result<JobRecord> GetJobByKey(const std::string& job_key) = 0;  // kNotFound
@@ -140,38 +194,36 @@ class Catalog {
   virtual Result<std::vector<JobRecord>> ListJobs(int limit) = 0;
 
   // --- Snapshots ---------------------------------------------------------------------------
-  // Records a snapshot. kPermissionDenied if row.consistency is application-consistent (rows
-  // are born crash-consistent; see MarkJobApplicationConsistent). kConflict: id exists.
-  // kNotFound: job_id does not exist.
+  // Records one late snapshot (one that landed after its job stopped waiting, or was found by
+  // a reconcile), crash-consistent, in state row.state. When its job is finished without a
+  // label, the job gets crash-consistent in the same transaction (never a contradiction).
+  // kPermissionDenied if row.consistency is application-consistent (rows are born
+  // crash-consistent; see RecordJob). kConflict: id exists, or the job is labelled
+  // application-consistent (such a job has no late snapshots). kNotFound: no such job.
   virtual Status AddSnapshot(const SnapshotRow& row) = 0;
 
-  // Snapshots of `vm`, oldest first ("" = every VM).
+  // Present snapshots of `vm`, oldest first ("" = every VM).
   virtual Result<std::vector<SnapshotRow>> ListSnapshots(const std::string& vm) = 0;
 
-  // Snapshots created by job `job_id`, in insertion order.
+  // Snapshots created by job `job_id` (present and deleting), in insertion order.
   virtual Result<std::vector<SnapshotRow>> ListSnapshotsOfJob(int64_t job_id) = 0;
 
   virtual Result<SnapshotRow> GetSnapshot(const std::string& id) = 0;  // kNotFound
 
+  // Journals the decision to remove a snapshot: its row goes to state deleting (hidden from
+  // listings and retention). Call BEFORE the array call. kNotFound: no such row.
+  virtual Status MarkDeleting(const std::string& id) = 0;
+  // Puts a deleting row back to present (the array call failed and left the snapshot).
+  // kNotFound: no such row.
+  virtual Status MarkPresent(const std::string& id) = 0;
+  // Rows in state deleting, oldest first: removals a killed daemon left half done.
+  virtual Result<std::vector<SnapshotRow>> PendingDeletions() = 0;
+
   // Deletes the row (the caller removed it from the array first). Missing = success.
   virtual Status DeleteSnapshot(const std::string& id) = 0;
 
-  // Sets a row's label. Only kCrashConsistent is accepted here (a downgrade, e.g. a late
-  // snapshot recorded by policy); kApplicationConsistent gives kPermissionDenied.
-  // kNotFound: no such row.
-  virtual Status SetConsistency(const std::string& id, Consistency consistency) = 0;
-
-  // THE one path to application-consistent: labels every snapshot row of running job
-  // `job_id` application-consistent, in one transaction, and returns how many rows changed.
-  // Call only after Thaw, with the evidence gathered by the job runner.
-  // kPermissionDenied: either evidence flag is false (nothing changes). kNotFound: no such
-  // job. kConflict: the job is no longer running (a reconciled or finished job can never be
-  // promoted). kInvalidArgument: the job has no snapshot rows.
-  virtual Result<int> MarkJobApplicationConsistent(int64_t job_id,
-                                                   const FreezeVerification& evidence) = 0;
-
   // --- Retention ---------------------------------------------------------------------------
-  // Snapshots of `vm` that retention would remove, oldest first. A snapshot is KEPT when it
+  // Present snapshots of `vm` that retention would remove, oldest first. A snapshot is KEPT when it
   // is among the newest `keep_last` of the VM, or younger than `max_age` at `now`; it is a
   // candidate only when no set rule keeps it. With neither rule set nothing is a candidate.
   // Snapshots of one job count as one generation (a job's LUNs are kept or pruned together).
@@ -179,5 +231,10 @@ class Catalog {
       const std::string& vm, std::optional<uint32_t> keep_last,
       std::optional<std::chrono::seconds> max_age, std::chrono::system_clock::time_point now) = 0;
 };
+
+// Creates (or migrates) the catalog file at `path` only up to schema `version` and closes it,
+// so upgrade tests can build a catalog as an older daemon left it. kInvalidArgument: no such
+// version.
+Status CreateCatalogAtVersion(const std::string& path, int version);
 
 }  // namespace qb::catalog

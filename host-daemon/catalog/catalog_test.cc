@@ -55,6 +55,23 @@ SnapshotRow Snap(const std::string& id, int64_t job, system_clock::time_point t,
                      .created = t};
 }
 
+// Contradictions as catalog.h defines them: rows of a finished job whose label is not the
+// job's label (a job without a label has none).
+int Contradictions(Catalog& catalog) {
+  auto jobs = catalog.ListJobs(1000);
+  EXPECT_TRUE(jobs.ok());
+  int found = 0;
+  for (const auto& job : *jobs) {
+    if (job.state == JobState::kRunning) continue;
+    auto rows = catalog.ListSnapshotsOfJob(job.id);
+    EXPECT_TRUE(rows.ok());
+    for (const auto& row : *rows) {
+      if (!job.consistency || *job.consistency != row.consistency) ++found;
+    }
+  }
+  return found;
+}
+
 TEST(CatalogTest, LabelsAreExact) {
   EXPECT_EQ(ConsistencyLabel(Consistency::kApplicationConsistent), "application-consistent");
   EXPECT_EQ(ConsistencyLabel(Consistency::kCrashConsistent), "crash-consistent");
@@ -105,58 +122,178 @@ TEST(CatalogTest, RowsAreBornCrashConsistentAndOnlyVerifiedJobsArePromoted) {
   SnapshotRow claimed = Snap("s1", id, kT0);
   claimed.consistency = Consistency::kApplicationConsistent;
   EXPECT_EQ(catalog->AddSnapshot(claimed).code(), Code::kPermissionDenied);
-  ASSERT_TRUE(catalog->AddSnapshot(Snap("s1", id, kT0)).ok());
-  ASSERT_TRUE(catalog->AddSnapshot(Snap("s2", id, kT0)).ok());
-  EXPECT_EQ(catalog->AddSnapshot(Snap("s2", id, kT0)).code(), Code::kConflict);
-  EXPECT_EQ(catalog->AddSnapshot(Snap("s3", id + 7, kT0)).code(), Code::kNotFound);
+  const JobOutcome app{.state = JobState::kSucceeded,
+                       .consistency = Consistency::kApplicationConsistent,
+                       .finished = kT0};
+  const std::vector<SnapshotRow> rows = {Snap("s1", id, kT0), Snap("s2", id, kT0)};
+  EXPECT_EQ(catalog->RecordJob(id, {claimed}, app, FreezeVerification{true, true}).code(),
+            Code::kPermissionDenied);
+  // No evidence, or either flag false: refused, and nothing changes.
+  EXPECT_EQ(catalog->FinishJob(id, app).code(), Code::kPermissionDenied);
+  EXPECT_EQ(catalog->RecordJob(id, rows, app, std::nullopt).code(), Code::kPermissionDenied);
+  EXPECT_EQ(catalog->RecordJob(id, rows, app, FreezeVerification{true, false}).code(),
+            Code::kPermissionDenied);
+  EXPECT_EQ(catalog->RecordJob(id, rows, app, FreezeVerification{false, true}).code(),
+            Code::kPermissionDenied);
+  EXPECT_EQ(catalog->GetSnapshot("s1").status().code(), Code::kNotFound);
+  EXPECT_EQ(catalog->GetJob(id)->state, JobState::kRunning);
+  // Application-consistent needs rows.
+  EXPECT_EQ(catalog->RecordJob(id, {}, app, FreezeVerification{true, true}).code(),
+            Code::kInvalidArgument);
 
-  EXPECT_EQ(catalog->SetConsistency("s1", Consistency::kApplicationConsistent).code(),
-            Code::kPermissionDenied);
-  // The job cannot claim application-consistent before its rows were promoted.
-  EXPECT_EQ(catalog
-                ->FinishJob(id, {.state = JobState::kSucceeded,
-                                 .consistency = Consistency::kApplicationConsistent,
-                                 .finished = kT0})
-                .code(),
-            Code::kPermissionDenied);
-  EXPECT_EQ(catalog->MarkJobApplicationConsistent(id, {true, false}).status().code(),
-            Code::kPermissionDenied);
-  EXPECT_EQ(catalog->MarkJobApplicationConsistent(id, {false, true}).status().code(),
-            Code::kPermissionDenied);
-  EXPECT_EQ(catalog->GetSnapshot("s1")->consistency, Consistency::kCrashConsistent);
-
-  auto promoted = catalog->MarkJobApplicationConsistent(id, {true, true});
-  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
-  EXPECT_EQ(*promoted, 2);
+  ASSERT_TRUE(catalog->RecordJob(id, rows, app, FreezeVerification{true, true}).ok());
+  EXPECT_EQ(catalog->GetSnapshot("s1")->consistency, Consistency::kApplicationConsistent);
   EXPECT_EQ(catalog->GetSnapshot("s2")->consistency, Consistency::kApplicationConsistent);
-  ASSERT_TRUE(catalog
-                  ->FinishJob(id, {.state = JobState::kSucceeded,
-                                   .consistency = Consistency::kApplicationConsistent,
-                                   .finished = kT0})
-                  .ok());
-  // Finished jobs can never be promoted again, even with evidence.
-  EXPECT_EQ(catalog->MarkJobApplicationConsistent(id, {true, true}).status().code(),
+  auto job = catalog->GetJob(id);
+  EXPECT_EQ(job->state, JobState::kSucceeded);
+  EXPECT_EQ(job->consistency, Consistency::kApplicationConsistent);
+  // Finished jobs can never be recorded again, even with evidence; they take no late rows.
+  EXPECT_EQ(catalog->RecordJob(id, {}, app, FreezeVerification{true, true}).code(),
             Code::kConflict);
-  // A downgrade is allowed.
-  ASSERT_TRUE(catalog->SetConsistency("s1", Consistency::kCrashConsistent).ok());
-  EXPECT_EQ(catalog->GetSnapshot("s1")->consistency, Consistency::kCrashConsistent);
-  EXPECT_EQ(catalog->SetConsistency("nope", Consistency::kCrashConsistent).code(), Code::kNotFound);
+  EXPECT_EQ(catalog->AddSnapshot(Snap("s3", id, kT0)).code(), Code::kConflict);
+  EXPECT_EQ(catalog->AddSnapshot(Snap("s4", id + 7, kT0)).code(), Code::kNotFound);
+  EXPECT_EQ(Contradictions(*catalog), 0);
 }
 
 TEST(CatalogTest, ReconciledJobCannotBePromoted) {
   auto catalog = OpenMemory();
   const int64_t id = Begin(*catalog, "job1", kT0);
   ASSERT_TRUE(catalog->AddSnapshot(Snap("s1", id, kT0)).ok());
-  ASSERT_TRUE(catalog
-                  ->FinishJob(id, {.state = JobState::kReconciled,
-                                   .consistency = Consistency::kCrashConsistent,
-                                   .finished = kT0})
-                  .ok());
-  EXPECT_EQ(catalog->MarkJobApplicationConsistent(id, {true, true}).status().code(),
+  ASSERT_TRUE(catalog->FinishJob(id, {.state = JobState::kReconciled, .finished = kT0}).ok());
+  EXPECT_EQ(catalog->GetJob(id)->consistency, Consistency::kCrashConsistent);
+  EXPECT_EQ(catalog
+                ->RecordJob(id, {},
+                            {.state = JobState::kSucceeded,
+                             .consistency = Consistency::kApplicationConsistent,
+                             .finished = kT0},
+                            FreezeVerification{true, true})
+                .code(),
             Code::kConflict);
-  const int64_t empty = Begin(*catalog, "job2", kT0);
-  EXPECT_EQ(catalog->MarkJobApplicationConsistent(empty, {true, true}).status().code(),
-            Code::kInvalidArgument);
+  EXPECT_EQ(catalog->GetSnapshot("s1")->consistency, Consistency::kCrashConsistent);
+}
+
+// Issue 12, defect 1: rows, label and the job's end are one transaction, and the label is the
+// rows' label whatever the caller asked (a job never disowns or mislabels its rows).
+TEST(CatalogTest, RecordJobIsAllOrNothingAndNeverContradictory) {
+  auto catalog = OpenMemory();
+  const int64_t taken = Begin(*catalog, "taken", kT0);
+  ASSERT_TRUE(catalog->AddSnapshot(Snap("dup", taken, kT0)).ok());
+  const int64_t id = Begin(*catalog, "job", kT0);
+  // The second row's id is taken: the first row is not kept, the job stays running.
+  EXPECT_EQ(catalog
+                ->RecordJob(id, {Snap("new", id, kT0), Snap("dup", id, kT0)},
+                            {.state = JobState::kSucceeded,
+                             .consistency = Consistency::kApplicationConsistent,
+                             .finished = kT0},
+                            FreezeVerification{true, true})
+                .code(),
+            Code::kConflict);
+  EXPECT_EQ(catalog->GetSnapshot("new").status().code(), Code::kNotFound);
+  EXPECT_EQ(catalog->GetJob(id)->state, JobState::kRunning);
+  // A failed job with rows is crash-consistent even when the caller asked for no label; one
+  // without rows has none even when it asked for crash-consistent.
+  ASSERT_TRUE(catalog
+                  ->RecordJob(id, {Snap("new", id, kT0)},
+                              {.state = JobState::kFailed, .finished = kT0}, std::nullopt)
+                  .ok());
+  EXPECT_EQ(catalog->GetJob(id)->consistency, Consistency::kCrashConsistent);
+  const int64_t empty = Begin(*catalog, "empty", kT0);
+  ASSERT_TRUE(catalog
+                  ->FinishJob(empty, {.state = JobState::kFailed,
+                                      .consistency = Consistency::kCrashConsistent,
+                                      .finished = kT0})
+                  .ok());
+  EXPECT_FALSE(catalog->GetJob(empty)->consistency.has_value());
+  ASSERT_TRUE(catalog->FinishJob(taken, {.state = JobState::kFailed, .finished = kT0}).ok());
+  EXPECT_EQ(Contradictions(*catalog), 0);
+}
+
+TEST(CatalogTest, DeletionJournalHidesRowsUntilTheyAreGone) {
+  auto catalog = OpenMemory();
+  const int64_t id = Begin(*catalog, "job", kT0);
+  ASSERT_TRUE(catalog
+                  ->RecordJob(id, {Snap("a", id, kT0), Snap("b", id, kT0 + 1s)},
+                              {.state = JobState::kFailed, .finished = kT0}, std::nullopt)
+                  .ok());
+  EXPECT_EQ(catalog->MarkDeleting("nope").code(), Code::kNotFound);
+  ASSERT_TRUE(catalog->MarkDeleting("a").ok());
+  EXPECT_EQ(catalog->GetSnapshot("a")->state, SnapshotState::kDeleting);
+  EXPECT_EQ(catalog->ListSnapshots("vm1")->size(), 1u);
+  EXPECT_EQ(catalog->ListSnapshotsOfJob(id)->size(), 2u);
+  EXPECT_TRUE(catalog->PruneCandidates("vm1", 0u, std::nullopt, kT0)->size() == 1u);
+  auto pending = catalog->PendingDeletions();
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ(pending->front().id, "a");
+  ASSERT_TRUE(catalog->MarkPresent("a").ok());
+  EXPECT_TRUE(catalog->PendingDeletions()->empty());
+  ASSERT_TRUE(catalog->MarkDeleting("a").ok());
+  ASSERT_TRUE(catalog->DeleteSnapshot("a").ok());
+  EXPECT_TRUE(catalog->PendingDeletions()->empty());
+  // A failed group's members are journaled for removal as deleting rows of a running job.
+  const int64_t group = Begin(*catalog, "group", kT0);
+  SnapshotRow doomed = Snap("g", group, kT0);
+  doomed.state = SnapshotState::kDeleting;
+  ASSERT_TRUE(catalog->AddSnapshot(doomed).ok());
+  EXPECT_EQ(catalog->PendingDeletions()->size(), 1u);
+  ASSERT_TRUE(catalog->FinishJob(group, {.state = JobState::kFailed, .finished = kT0}).ok());
+  EXPECT_FALSE(catalog->GetJob(group)->consistency.has_value());
+}
+
+// Issue 12, defect 4: a job's LUNs are journaled when it begins and read back as they were.
+TEST(CatalogTest, JobLunsAreJournaled) {
+  auto catalog = OpenMemory();
+  JobRow row{.job_key = "luns", .vms = {"vm1", "vm2"}, .group = "g", .started = kT0};
+  row.luns = {{"vm1", 0, "reflink", "/d/a.raw", ""}, {"vm2", 1, "exec", "vol-b", "6000abcd"}};
+  auto id = catalog->BeginJob(row);
+  ASSERT_TRUE(id.ok());
+  auto job = catalog->GetJob(*id);
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(job->row.luns.size(), 2u);
+  EXPECT_EQ(job->row.luns[1].vm, "vm2");
+  EXPECT_EQ(job->row.luns[1].index, 1);
+  EXPECT_EQ(job->row.luns[1].backend, "exec");
+  EXPECT_EQ(job->row.luns[1].volume, "vol-b");
+  EXPECT_EQ(job->row.luns[1].wwn, "6000abcd");
+  EXPECT_EQ(catalog->UnfinishedJobs()->front().row.luns.size(), 2u);
+}
+
+// Schema 2 -> 3: a catalog an older daemon left (rows, a running job) opens, keeps its rows
+// (present), gains the journals, and its old job has no LUN journal.
+TEST(CatalogTest, UpgradesFromThePreviousSchema) {
+  TempDir dir;
+  const std::string path = dir.File("v2.db");
+  ASSERT_EQ(Catalog::CurrentSchemaVersion(), 3);
+  ASSERT_TRUE(CreateCatalogAtVersion(path, 2).ok());
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  const char* fill =
+      "INSERT INTO jobs (job_key, group_name, started_us, state) VALUES ('old', '', 1, "
+      "'running');"
+      "INSERT INTO job_vms (job_id, position, vm) VALUES (1, 0, 'vm1');"
+      "INSERT INTO jobs (job_key, group_name, started_us, state, error) VALUES ('late', '', 2, "
+      "'failed', 'timeout (array call late: its snapshot is removed or recorded "
+      "crash-consistent when it lands)');"
+      "INSERT INTO snapshots (id, vm, job_id, backend, lun, array_name, consistency, created_us) "
+      "VALUES ('old.vm1.0', 'vm1', 1, 'reflink', '/d/a.raw', '/d/s/qb-old-a.raw', "
+      "'crash-consistent', 1);"
+      "PRAGMA user_version;";
+  ASSERT_EQ(sqlite3_exec(raw, fill, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+
+  auto catalog = Catalog::Open(path);
+  ASSERT_TRUE(catalog.ok()) << catalog.status().ToString();
+  auto row = (*catalog)->GetSnapshot("old.vm1.0");
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->state, SnapshotState::kPresent);
+  auto jobs = (*catalog)->UnfinishedJobs();
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_TRUE(jobs->front().row.luns.empty());
+  EXPECT_FALSE(jobs->front().array_call_late);
+  EXPECT_TRUE((*catalog)->GetJobByKey("late")->array_call_late);
+  ASSERT_TRUE((*catalog)->MarkDeleting("old.vm1.0").ok());
+  EXPECT_EQ((*catalog)->PendingDeletions()->size(), 1u);
+  EXPECT_EQ(CreateCatalogAtVersion(dir.File("x.db"), 4).code(), Code::kInvalidArgument);
 }
 
 TEST(CatalogTest, ListsGetsAndDeletes) {
@@ -244,17 +381,13 @@ TEST(CatalogTest, MigratesAVersionOneFileAndRefusesANewerOne) {
   TempDir dir;
   const std::string old_path = dir.File("v1.db");
   {
-    // A version-1 file: the tables exist, the v2 indexes do not.
-    auto catalog = Catalog::Open(old_path);
-    ASSERT_TRUE(catalog.ok());
-    Begin(**catalog, "old", kT0);
-  }
-  {
+    // A version-1 file: the tables exist, the later indexes and journals do not.
+    ASSERT_TRUE(CreateCatalogAtVersion(old_path, 1).ok());
     sqlite3* raw = nullptr;
     ASSERT_EQ(sqlite3_open(old_path.c_str(), &raw), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(raw,
-                           "DROP INDEX snapshots_by_vm; DROP INDEX snapshots_by_job; "
-                           "DROP INDEX jobs_by_state; PRAGMA user_version = 1",
+                           "INSERT INTO jobs (job_key, group_name, started_us, state) "
+                           "VALUES ('old', '', 1, 'running')",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(raw);
@@ -304,6 +437,23 @@ TEST(CatalogTest, ConcurrentWorkersSerialiseSafely) {
   EXPECT_EQ(catalog.ListSnapshots("vm1")->size(),
             static_cast<std::size_t>(kThreads * kJobsPerThread));
   EXPECT_TRUE(catalog.UnfinishedJobs()->empty());
+}
+
+}  // namespace
+}  // namespace qb::catalog
+
+namespace qb::catalog {
+namespace {
+
+// Issue 12, defect 1: a late snapshot recorded for a job already closed without a label must
+// give the job the crash-consistent label in the same step, never a row the job disowns.
+TEST(CatalogTest, LateRowOnAJobClosedWithoutLabelIsNotContradictory) {
+  auto catalog = OpenMemory();
+  const int64_t id = Begin(*catalog, "late", kT0);
+  ASSERT_TRUE(catalog->FinishJob(id, {.state = JobState::kFailed, .finished = kT0}).ok());
+  ASSERT_TRUE(catalog->AddSnapshot(Snap("late1", id, kT0)).ok());
+  EXPECT_EQ(Contradictions(*catalog), 0);
+  EXPECT_EQ(catalog->GetJob(id)->consistency, Consistency::kCrashConsistent);
 }
 
 }  // namespace

@@ -94,8 +94,8 @@ std::string SnapshotId(const std::string& key, const std::string& vm, std::size_
   return key + "." + vm + "." + std::to_string(lun_index);
 }
 
-// Appended to the stored error of a job that returned with an array call still late. Reconcile
-// looks for it: a daemon killed before the late snapshot was handled handles it at start.
+// Appended to the shown error of a job that returned with an array call still late (for
+// people). Reconcile finds such jobs by the typed JobOutcome::array_call_late instead.
 constexpr const char* kLateArrayNote =
     " (array call late: its snapshot is removed or recorded crash-consistent when it lands)";
 // How far back Reconcile looks for such jobs.
@@ -173,6 +173,9 @@ struct JobRunner::JobState {
     phase_start = now;
     report.phases.push_back(proto::PhaseTiming{name, static_cast<std::uint64_t>(us.count())});
     phases.push_back(catalog::PhaseTiming{name, us});
+    // Phase transitions at info, so a crash can be placed from the log.
+    spdlog::info("job {}: {} done ({} us){}", key, name, us.count(),
+                 error.ok() ? "" : ", failing: " + error.ToString());
   }
   bool AnyFreezeSent() const {
     for (const auto& g : guests)
@@ -267,15 +270,26 @@ asio::awaitable<void> JobRunner::RunJob(const std::shared_ptr<JobState>& job) {
   try {
     co_await Plan(job);
     job->EndPhase("plan");
+    CrashPoint("job.after-plan");
     if (job->error.ok() && !StopRequested(job)) {
       // Journal first: a daemon killed from here on leaves a running job to reconcile.
-      catalog::JobRow row{job->key, job->vms, job->group, SysClock::now()};
+      // The LUNs go into the journal too: a restarted daemon looks for this job's snapshots
+      // there, not in whatever its configuration says by then.
+      catalog::JobRow row{job->key, job->vms, job->group, SysClock::now(), {}};
+      for (const auto& g : job->guests) {
+        for (std::size_t i = 0; i < g.spec.luns.size(); ++i) {
+          const auto& lun = g.spec.luns[i];
+          row.luns.push_back(
+              {g.vm, static_cast<std::int64_t>(i), lun.backend, lun.volume, lun.wwn});
+        }
+      }
       auto begin_job = [this, row] { return catalog_.BeginJob(row); };
       auto begun = co_await Blocking(workers_, begin_job);
       if (begun.ok())
         job->catalog_id = *begun;
       else
         job->Fail(begun.status().WithContext("catalog"));
+      CrashPoint("job.after-begin");
     }
     if (job->error.ok() && !StopRequested(job)) {
       auto budget = SnapshotBudget(job->lease);
@@ -301,11 +315,11 @@ asio::awaitable<void> JobRunner::RunJob(const std::shared_ptr<JobState>& job) {
         for (const auto& w : prepared->warnings) spdlog::warn("job {}: {}", job->key, w);
       }
       job->EndPhase("prepare");
+      CrashPoint("job.after-prepare");
     }
     if (job->error.ok() && !StopRequested(job)) {
       co_await FreezeAll(job);
       job->EndPhase("freeze");
-      if (job->error.ok()) CrashPoint("freeze.after-frozen");
       if (job->error.ok() && !StopRequested(job)) {
         co_await SnapshotAll(job);
         job->EndPhase("snapshot");
@@ -316,8 +330,10 @@ asio::awaitable<void> JobRunner::RunJob(const std::shared_ptr<JobState>& job) {
   }
   // Thaw on every path: whatever happened above, any guest that was sent a Freeze is thawed.
   if (job->AnyFreezeSent()) {
+    CrashPoint("thaw.before");
     co_await ThawAll(job, job->snapshot_ok && job->error.ok());
     job->EndPhase("thaw");
+    CrashPoint("thaw.after");
   }
   try {
     co_await Record(job);
@@ -331,6 +347,22 @@ asio::awaitable<void> JobRunner::RunJob(const std::shared_ptr<JobState>& job) {
     spdlog::warn("job {}: {}", job->key, GuestText(job->report.error));
   }
 }
+
+namespace {
+// The catalog row of one of the job's snapshots (crash-consistent, present).
+catalog::SnapshotRow RowOf(const JobRunner::JobState& job, const arrays::SnapshotRecord& record) {
+  auto it = job.lun_owner.find(record.lun);
+  const auto owner = it == job.lun_owner.end() ? std::pair<std::string, std::size_t>{} : it->second;
+  return catalog::SnapshotRow{SnapshotId(job.key, owner.first, owner.second),
+                              owner.first,
+                              job.catalog_id,
+                              record.backend,
+                              record.lun,
+                              record.array_name,
+                              catalog::Consistency::kCrashConsistent,
+                              record.created};
+}
+}  // namespace
 
 asio::awaitable<void> JobRunner::Plan(const std::shared_ptr<JobState>& job) {
   job->lease = std::chrono::milliseconds(limits::kMaxLease);
@@ -395,6 +427,7 @@ asio::awaitable<void> JobRunner::FreezeAll(const std::shared_ptr<JobState>& job)
       freeze.mode = ModeFor(guest->os, vss);
       freeze.lease_ms = static_cast<std::uint32_t>(j->lease.count());
       guest->freeze_sent = true;  // from here on the guest may be frozen: it will be thawed
+      CrashPoint("freeze.before-send");
       auto frozen = co_await guest->link->Freeze(freeze, until);
       if (frozen.ok())
         guest->frozen = std::move(frozen).value();
@@ -403,6 +436,7 @@ asio::awaitable<void> JobRunner::FreezeAll(const std::shared_ptr<JobState>& job)
     }(job.get(), &g, deadline, job->request.vss_mode));
   }
   co_await WhenAll(std::move(ops));
+  CrashPoint("freeze.after-frozen");
   for (auto& g : job->guests) {
     if (!g.frozen) {
       job->Fail(g.freeze_status.ok() ? Error(Code::kInternal, g.vm + ": freeze recorded nothing")
@@ -452,7 +486,9 @@ asio::awaitable<void> JobRunner::SnapshotAll(const std::shared_ptr<JobState>& jo
       Result<std::vector<arrays::SnapshotRecord>> result =
           Error(Code::kInternal, "snapshot call did not run");
       try {
+        CrashPoint("snapshot.before-array");
         result = backend->Snapshot(luns, job->key, deadline);
+        CrashPoint("snapshot.after-array");
       } catch (const std::exception& e) {
         result = Error(Code::kInternal, std::string("backend threw: ") + e.what());
       }
@@ -650,54 +686,47 @@ asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
   evidence.freeze_held_whole_window = held;
   if (job->freeze_sent != Clock::time_point{}) job->EndPhase("verify");
 
-  // Snapshots of a failed group are removed (all-or-nothing), after the thaw.
-  for (const auto& record : job->to_remove) {
-    auto* backend = backends_.Find(record.backend);
-    if (!backend) continue;
-    auto remove_failed = [backend, record] { return backend->Remove(record); };
-    Status removed = co_await Blocking(workers_, remove_failed);
-    if (!removed.ok()) spdlog::error("job {}: {}", job->key, removed.ToString());
+  // Snapshots of a failed group are removed (all-or-nothing), after the thaw. The removal is
+  // journaled first (rows in state deleting): a daemon killed before it is done finishes it
+  // at start, instead of finding the snapshots by key and keeping them crash-consistent.
+  if (!job->to_remove.empty()) {
+    std::vector<catalog::SnapshotRow> doomed;
+    for (const auto& record : job->to_remove) {
+      auto row = RowOf(*job, record);
+      row.state = catalog::SnapshotState::kDeleting;
+      doomed.push_back(std::move(row));
+    }
+    auto journal = [this, doomed, id = job->catalog_id]() -> Status {
+      if (id == 0) return Status::Ok();
+      for (const auto& row : doomed) QB_RETURN_IF_ERROR(catalog_.AddSnapshot(row));
+      return Status::Ok();
+    };
+    Status journaled = co_await Blocking(workers_, journal);
+    if (!journaled.ok()) spdlog::error("job {}: {}", job->key, journaled.ToString());
+    CrashPoint("record.before-group-remove");
+    for (std::size_t i = 0; i < job->to_remove.size(); ++i) {
+      auto* backend = backends_.Find(job->to_remove[i].backend);
+      if (!backend) continue;
+      auto remove_failed = [this, backend, record = job->to_remove[i], id = doomed[i].id,
+                            journaled = journaled.ok() && job->catalog_id != 0]() -> Status {
+        QB_RETURN_IF_ERROR(backend->Remove(record));
+        return journaled ? catalog_.DeleteSnapshot(id) : Status::Ok();
+      };
+      Status removed = co_await Blocking(workers_, remove_failed);
+      if (!removed.ok()) spdlog::error("job {}: {}", job->key, removed.ToString());
+    }
   }
   if (job->catalog_id == 0) co_return;
 
-  bool recorded = false;
-  for (const auto& record : job->snapshots) {
-    auto owner = job->lun_owner[record.lun];
-    catalog::SnapshotRow row{SnapshotId(job->key, owner.first, owner.second),
-                             owner.first,
-                             job->catalog_id,
-                             record.backend,
-                             record.lun,
-                             record.array_name,
-                             catalog::Consistency::kCrashConsistent,
-                             record.created};
-    auto add_row = [this, row] { return catalog_.AddSnapshot(row); };
-    Status added = co_await Blocking(workers_, add_row);
-    if (!added.ok()) {
-      job->Fail(added.WithContext("catalog"));
-      continue;
-    }
-    recorded = true;
-    proto::SnapshotInfo info{row.id,  row.vm,         job->key,           row.backend,
-                             row.lun, row.array_name, "crash-consistent", IsoTime(row.created)};
-    job->report.snapshots.push_back(info);
-  }
-  bool app_consistent = false;
-  if (recorded && job->error.ok() && evidence.snapshot_succeeded_before_thaw &&
-      evidence.freeze_held_whole_window) {
-    auto mark_consistent = [this, id = job->catalog_id, evidence] {
-      return catalog_.MarkJobApplicationConsistent(id, evidence);
-    };
-    auto marked = co_await Blocking(workers_, mark_consistent);
-    if (marked.ok())
-      app_consistent = true;
-    else
-      job->Fail(marked.status().WithContext("catalog"));
-  }
-  if (app_consistent) {
-    for (auto& s : job->report.snapshots) s.consistency = "application-consistent";
-  }
-  job->EndPhase("record");
+  // Rows, label and the job's end in ONE catalog transaction (RecordJob): a crash leaves the
+  // job running with none of its rows (reconcile applies the late policy to what it finds),
+  // or the whole record.
+  std::vector<catalog::SnapshotRow> rows;
+  for (const auto& record : job->snapshots) rows.push_back(RowOf(*job, record));
+  const bool recorded = !rows.empty();
+  const bool app_consistent = recorded && job->error.ok() &&
+                              evidence.snapshot_succeeded_before_thaw &&
+                              evidence.freeze_held_whole_window;
   for (const auto& name : job->sweep_backends) {
     ++job->late_pending;
     ScheduleSweep(job, name);
@@ -706,15 +735,14 @@ asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
 
   catalog::JobOutcome outcome;
   outcome.state = app_consistent ? catalog::JobState::kSucceeded : catalog::JobState::kFailed;
-  if (app_consistent)
-    outcome.consistency = catalog::Consistency::kApplicationConsistent;
-  else if (recorded)
-    outcome.consistency = catalog::Consistency::kCrashConsistent;
+  if (app_consistent) outcome.consistency = catalog::Consistency::kApplicationConsistent;
   outcome.error = job->error.ok() ? "" : job->error.ToString();
   // An array call still out (or to be looked for by key): the job is over for the guests and
   // is recorded failed now; the late handling only removes or records its snapshots later.
   // The note lets Reconcile() find such jobs again if the daemon dies before that.
   if (late) outcome.error += kLateArrayNote;
+  outcome.array_call_late = late;
+  job->EndPhase("record");
   outcome.phases = job->phases;
   outcome.writer_results_json = WritersToCatalogJson(job->report);
   for (const auto& g : job->guests) {
@@ -722,18 +750,31 @@ asio::awaitable<void> JobRunner::Record(const std::shared_ptr<JobState>& job) {
       outcome.backup_components_doc = g.thawed->backup_components_document;
   }
   outcome.finished = SysClock::now();
-  auto finish_job = [this, id = job->catalog_id, outcome] {
-    return catalog_.FinishJob(id, outcome);
+  std::optional<catalog::FreezeVerification> proof;
+  if (app_consistent) proof = evidence;
+  auto record_job = [this, id = job->catalog_id, rows, outcome, proof] {
+    return catalog_.RecordJob(id, rows, outcome, proof);
   };
+  CrashPoint("record.before-rows");
   // Set before the wait: a late call landing meanwhile must not close the job a second time.
-  // Should FinishJob fail, the job stays running and the next daemon reconciles it.
+  // Should RecordJob fail, the job stays running and the next daemon reconciles it.
   job->closed_in_catalog = true;
-  Status finished = co_await Blocking(workers_, finish_job);
-  if (!finished.ok()) job->Fail(finished.WithContext("catalog"));
-  job->report.state = app_consistent && job->error.ok() ? "done" : "failed";
-  job->report.consistency = app_consistent ? "application-consistent"
-                            : recorded     ? "crash-consistent"
-                                           : "none";
+  Status finished = co_await Blocking(workers_, record_job);
+  CrashPoint("record.after-label");
+  const bool stored = finished.ok();
+  if (!stored) job->Fail(finished.WithContext("catalog"));
+  if (stored) {
+    for (const auto& row : rows) {
+      job->report.snapshots.push_back(proto::SnapshotInfo{
+          row.id, row.vm, job->key, row.backend, row.lun, row.array_name,
+          app_consistent ? "application-consistent" : "crash-consistent", IsoTime(row.created)});
+    }
+  }
+  job->report.state = stored && app_consistent && job->error.ok() ? "done" : "failed";
+  job->report.consistency = !stored          ? "none"
+                            : app_consistent ? "application-consistent"
+                            : recorded       ? "crash-consistent"
+                                             : "none";
 }
 
 std::optional<RetentionRule> JobRunner::RuleFor(const std::string& vm) const {
@@ -770,6 +811,7 @@ asio::awaitable<Result<std::vector<catalog::SnapshotRow>>> JobRunner::Prune(std:
     auto candidates = co_await Blocking(workers_, prune_candidates);
     if (!candidates.ok()) co_return candidates.status();
     for (const auto& row : *candidates) {
+      CrashPoint("prune.before-delete");
       Status deleted = co_await DeleteSnapshot(row.id);
       if (!deleted.ok()) co_return deleted;
       removed.push_back(row);
@@ -779,19 +821,34 @@ asio::awaitable<Result<std::vector<catalog::SnapshotRow>>> JobRunner::Prune(std:
 }
 
 asio::awaitable<Status> JobRunner::DeleteSnapshot(std::string snapshot_id) {
+  // Journal, array, row: the row goes to state deleting before the array call, and goes only
+  // after it. A daemon killed in between finishes the removal at start (Reconcile()).
   auto delete_snapshot = [this, snapshot_id]() -> Status {
     auto row = catalog_.GetSnapshot(snapshot_id);
     if (!row.ok()) return row.status();
     auto* backend = backends_.Find(row->backend);
     if (!backend) return Error(Code::kNotFound, "backend " + row->backend + " is not configured");
-    auto job = catalog_.GetJob(row->job_id);
-    arrays::SnapshotRecord record{row->lun, row->array_name, job.ok() ? job->row.job_key : "",
-                                  row->backend, row->created};
-    QB_RETURN_IF_ERROR(backend->Remove(record));
-    return catalog_.DeleteSnapshot(snapshot_id);
+    QB_RETURN_IF_ERROR(catalog_.MarkDeleting(snapshot_id));
+    CrashPoint("delete.after-mark");
+    return RemoveJournaled(*backend, *row);
   };
   auto removed = co_await Blocking(workers_, delete_snapshot);
   co_return removed;
+}
+
+Status JobRunner::RemoveJournaled(arrays::ArrayBackend& backend, const catalog::SnapshotRow& row) {
+  auto job = catalog_.GetJob(row.job_id);
+  arrays::SnapshotRecord record{row.lun, row.array_name, job.ok() ? job->row.job_key : "",
+                                row.backend, row.created};
+  Status removed = backend.Remove(record);
+  if (!removed.ok()) {
+    // The array kept the snapshot: the row is present again (delete can be retried).
+    Status restored = catalog_.MarkPresent(row.id);
+    if (!restored.ok()) spdlog::error("snapshot {}: {}", row.id, restored.ToString());
+    return removed;
+  }
+  CrashPoint("delete.after-array");
+  return catalog_.DeleteSnapshot(row.id);
 }
 
 asio::awaitable<Result<std::string>> JobRunner::Expose(std::string snapshot_id,
@@ -801,6 +858,8 @@ asio::awaitable<Result<std::string>> JobRunner::Expose(std::string snapshot_id,
     if (!row.ok()) return row.status();
     auto* backend = backends_.Find(row->backend);
     if (!backend) return Error(Code::kNotFound, "backend " + row->backend + " is not configured");
+    if (row->state != catalog::SnapshotState::kPresent)
+      return Error(Code::kNotFound, "snapshot " + snapshot_id + " is being deleted");
     if (!backend->capabilities().clone)
       return Error(Code::kUnsupported, "backend " + row->backend + " cannot clone");
     arrays::SnapshotRecord record{row->lun, row->array_name, "", row->backend, row->created};
@@ -825,6 +884,8 @@ asio::awaitable<Status> JobRunner::Rollback(std::string vm, std::string snapshot
       return Error(Code::kInvalidArgument, "snapshot " + snapshot_id + " belongs to " + row->vm);
     auto* backend = backends_.Find(row->backend);
     if (!backend) return Error(Code::kNotFound, "backend " + row->backend + " is not configured");
+    if (row->state != catalog::SnapshotState::kPresent)
+      return Error(Code::kNotFound, "snapshot " + snapshot_id + " is being deleted");
     if (!backend->capabilities().rollback)
       return Error(Code::kUnsupported, "backend " + row->backend + " cannot roll back");
     arrays::SnapshotRecord record{row->lun, row->array_name, "", row->backend, row->created};
@@ -893,10 +954,33 @@ asio::awaitable<Result<std::string>> JobRunner::Thaw(std::string vm) {
 }
 
 asio::awaitable<Status> JobRunner::Reconcile() {
+  // 1. Removals a killed daemon left half done (delete, retention, a failed group's members):
+  // journaled as rows in state deleting before the array call; finish them.
+  auto finish_deletions = [this]() -> Status {
+    auto pending = catalog_.PendingDeletions();
+    if (!pending.ok()) return pending.status();
+    for (const auto& row : *pending) {
+      auto* backend = backends_.Find(row.backend);
+      if (!backend) {
+        spdlog::error("snapshot {}: deletion pending, but backend {} is not configured", row.id,
+                      row.backend);
+        continue;
+      }
+      Status removed = RemoveJournaled(*backend, row);
+      if (removed.ok())
+        spdlog::info("snapshot {}: pending deletion finished", row.id);
+      else
+        spdlog::error("snapshot {}: pending deletion: {}", row.id, removed.ToString());
+    }
+    return Status::Ok();
+  };
+  Status deletions = co_await Blocking(workers_, finish_deletions);
+  if (!deletions.ok()) co_return deletions;
+
   auto unfinished_jobs = [this] { return catalog_.UnfinishedJobs(); };
   auto unfinished = co_await Blocking(workers_, unfinished_jobs);
   if (!unfinished.ok()) co_return unfinished.status();
-  // Jobs recorded failed while an array call was still late (kLateArrayNote): if the daemon
+  // Jobs recorded failed while an array call was still late (array_call_late): if the daemon
   // stopped before handling the late snapshot, it is handled here (swept, never closed again).
   auto late_jobs = [this]() -> Result<std::vector<catalog::JobRecord>> {
     auto recent = catalog_.ListJobs(1000);
@@ -904,8 +988,7 @@ asio::awaitable<Status> JobRunner::Reconcile() {
     std::vector<catalog::JobRecord> out;
     const auto horizon = SysClock::now() - kLateJobHorizon;
     for (auto& j : *recent) {
-      if (j.state == catalog::JobState::kFailed && j.row.started >= horizon &&
-          j.error.find(kLateArrayNote) != std::string::npos)
+      if (j.state == catalog::JobState::kFailed && j.row.started >= horizon && j.array_call_late)
         out.push_back(std::move(j));
     }
     return out;
@@ -922,64 +1005,76 @@ asio::awaitable<Status> JobRunner::Reconcile() {
       co_await delay.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     for (const auto& job : *unfinished) {
+      // Where to look: the LUNs the job journaled when it began. Only a job journaled by an
+      // older daemon (none) falls back to today's configuration.
       std::map<std::string, std::vector<arrays::LunSpec>> by_backend;
       std::map<std::string, std::pair<std::string, std::size_t>> owner;
-      for (const auto& vm : job.row.vms) {
-        auto* guest = guests_.Find(vm);
-        if (!guest) continue;
-        for (std::size_t i = 0; i < guest->spec.luns.size(); ++i) {
-          by_backend[guest->spec.luns[i].backend].push_back(guest->spec.luns[i]);
-          owner[guest->spec.luns[i].volume] = {vm, i};
+      for (const auto& lun : job.row.luns) {
+        by_backend[lun.backend].push_back(arrays::LunSpec{lun.backend, lun.volume, lun.wwn});
+        owner[lun.volume] = {lun.vm, static_cast<std::size_t>(lun.index)};
+      }
+      if (job.row.luns.empty()) {
+        for (const auto& vm : job.row.vms) {
+          auto* guest = guests_.Find(vm);
+          if (!guest) {
+            spdlog::warn("reconcile {}: no LUN journal and no guest {} configured", job.row.job_key,
+                         vm);
+            continue;
+          }
+          for (std::size_t i = 0; i < guest->spec.luns.size(); ++i) {
+            by_backend[guest->spec.luns[i].backend].push_back(guest->spec.luns[i]);
+            owner[guest->spec.luns[i].volume] = {vm, i};
+          }
         }
       }
       const auto policy = options_.late_policy;
       auto reconcile_job = [this, job, by_backend, owner, policy, pass]() -> Status {
-        bool recorded = false;
         auto existing = catalog_.ListSnapshotsOfJob(job.id);
         if (!existing.ok()) return existing.status();
+        std::vector<catalog::SnapshotRow> found_rows;
         for (const auto& [name, luns] : by_backend) {
           auto* backend = backends_.Find(name);
-          if (!backend) continue;
+          if (!backend) {
+            spdlog::error("reconcile {}: backend {} is not configured", job.row.job_key, name);
+            continue;
+          }
           auto found = backend->FindByKey(luns, job.row.job_key);
           if (!found.ok()) return found.status().WithContext("reconcile " + job.row.job_key);
           for (const auto& record : *found) {
             auto it = owner.find(record.lun);
             if (it == owner.end()) continue;
             auto id = SnapshotId(job.row.job_key, it->second.first, it->second.second);
-            if (policy == LatePolicy::kRemove) {
-              QB_RETURN_IF_ERROR(backend->Remove(record));
-              QB_RETURN_IF_ERROR(catalog_.DeleteSnapshot(id));
-              continue;
-            }
+            // A snapshot with a row is the catalog's: never removed, relabelled or promoted.
+            // The late policy is only for snapshots found on the array without a row.
             bool known = std::any_of(existing->begin(), existing->end(),
                                      [&](const catalog::SnapshotRow& r) { return r.id == id; });
-            if (!known) {
-              catalog::SnapshotRow row{id,
-                                       it->second.first,
-                                       job.id,
-                                       name,
-                                       record.lun,
-                                       record.array_name,
-                                       catalog::Consistency::kCrashConsistent,
-                                       record.created};
-              QB_RETURN_IF_ERROR(catalog_.AddSnapshot(row));
+            if (known) continue;
+            if (policy == LatePolicy::kRemove) {
+              QB_RETURN_IF_ERROR(backend->Remove(record));
+              continue;
             }
-            recorded = true;
+            found_rows.push_back(catalog::SnapshotRow{
+                id, it->second.first, job.id, name, record.lun, record.array_name,
+                catalog::Consistency::kCrashConsistent, record.created});
           }
         }
-        // The job stays running (reconcilable by the next daemon) until the second pass. A job
+        // The job stays running (reconcilable by the next daemon) until the second pass; the
+        // rows found meanwhile are recorded (crash-consistent) so they count as known. A job
         // already closed (failed with a late array call) only has its snapshots handled.
-        if (pass == 0 || job.state != catalog::JobState::kRunning) return Status::Ok();
+        if (pass == 0 || job.state != catalog::JobState::kRunning) {
+          for (const auto& row : found_rows) QB_RETURN_IF_ERROR(catalog_.AddSnapshot(row));
+          return Status::Ok();
+        }
         catalog::JobOutcome outcome;
         outcome.state = catalog::JobState::kReconciled;
-        if (recorded) outcome.consistency = catalog::Consistency::kCrashConsistent;
         outcome.error =
             "the daemon stopped during this job; reconciled at start (" +
-            std::string(policy == LatePolicy::kRemove ? "snapshots removed"
+            std::string(policy == LatePolicy::kRemove ? "snapshots without a row removed"
                                                       : "snapshots kept crash-consistent") +
             ")";
         outcome.finished = SysClock::now();
-        return catalog_.FinishJob(job.id, outcome);
+        // Never promotes: no evidence, so the label is derived (crash-consistent with rows).
+        return catalog_.RecordJob(job.id, found_rows, outcome, std::nullopt);
       };
       Status done = co_await Blocking(workers_, reconcile_job);
       if (!done.ok())
@@ -988,6 +1083,7 @@ asio::awaitable<Status> JobRunner::Reconcile() {
         spdlog::info("reconciled unfinished job {}", job.row.job_key);
     }
   }
+  spdlog::info("reconcile done");
   co_return Status::Ok();
 }
 
@@ -1013,6 +1109,7 @@ asio::awaitable<Result<std::vector<proto::JobReport>>> JobRunner::ListJobs(int l
       auto rows = catalog_.ListSnapshotsOfJob(j.id);
       if (!rows.ok()) return rows.status();
       for (const auto& row : *rows) {
+        if (row.state != catalog::SnapshotState::kPresent) continue;  // being deleted
         r.snapshots.push_back(proto::SnapshotInfo{
             row.id, row.vm, j.row.job_key, row.backend, row.lun, row.array_name,
             std::string(catalog::ConsistencyLabel(row.consistency)), IsoTime(row.created)});

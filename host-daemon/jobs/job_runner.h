@@ -5,13 +5,14 @@
 //   snapshot (one call per backend on the worker pool, deadline inside the lease) ->
 //   thaw (ALWAYS: error, exception, timeout, cancellation, shutdown) -> verify -> record.
 //
-// A snapshot is labelled application-consistent only through
-// Catalog::MarkJobApplicationConsistent, and only when every backend call returned success
-// before the first Thaw was sent and every agent reported heldWholeWindow (invariant 2). If the
-// array call outlives its deadline the guests are thawed at once (snapshotOk=false); when the
-// call lands later its snapshots are removed or recorded crash-consistent (LatePolicy). The job
-// is recorded failed in the catalog when it returns, with a note that its array call is late;
-// a daemon killed before the late snapshot was handled handles it in Reconcile().
+// A snapshot is labelled application-consistent only through Catalog::RecordJob with
+// evidence (rows, label and the job's end in one transaction), and only when every backend call
+// returned success before the first Thaw was sent and every agent reported heldWholeWindow
+// (invariant 2). If the array call outlives its deadline the guests are thawed at once
+// (snapshotOk=false); when the call lands later its snapshots are removed or recorded
+// crash-consistent (LatePolicy). The job is recorded failed in the catalog when it returns, with a
+// note that its array call is late; a daemon killed before the late snapshot was handled handles it
+// in Reconcile().
 //
 // Threading: every method must be called from the io thread of a single-threaded io_context
 // (the daemon runs one). Blocking calls (backends, catalog) run on `workers`.
@@ -83,8 +84,12 @@ class JobRunner {
   // Returns what was done ("thawed job X" or "not frozen").
   asio::awaitable<Result<std::string>> Thaw(std::string vm);
 
-  // Closes jobs a previous daemon left running: finds their snapshots by key and records them
-  // crash-consistent or removes them (LatePolicy); never application-consistent. Failed jobs
+  // First finishes the removals a previous daemon journaled but did not complete (rows in
+  // state deleting: delete, retention, a failed group's members). Then closes jobs a previous
+  // daemon left running: finds their snapshots by key on the LUNs each job journaled when it
+  // began (today's configuration only for jobs journaled without LUNs) and applies LatePolicy
+  // to those that have no row (recorded crash-consistent, or removed); a snapshot that has a
+  // row is never removed or relabelled, and nothing is ever promoted. Failed jobs
   // of the last 24 h whose array call was late get the same sweep (they stay failed). Two passes,
   // late_sweep_delay apart: an array call of the dead daemon may still be in flight and land
   // between them. Jobs are closed (state reconciled) only in the second pass, so a daemon
@@ -93,7 +98,8 @@ class JobRunner {
 
   // Applies retention to `vm` ("" = every VM); returns the snapshots removed.
   asio::awaitable<Result<std::vector<catalog::SnapshotRow>>> Prune(std::string vm);
-  // Removes a snapshot from the array, then from the catalog. kNotFound if unknown.
+  // Journals the removal (row state deleting), removes the snapshot from the array, then the
+  // row; a daemon killed in between finishes it in Reconcile(). kNotFound if unknown.
   asio::awaitable<Status> DeleteSnapshot(std::string snapshot_id);
   // Clones a snapshot to a new volume; returns its identifier.
   asio::awaitable<Result<std::string>> Expose(std::string snapshot_id, std::string as_name);
@@ -128,6 +134,9 @@ class JobRunner {
   // True (and the job failed kCancelled) when Shutdown has begun: the job takes no next step.
   bool StopRequested(const std::shared_ptr<JobState>& job);
   std::optional<RetentionRule> RuleFor(const std::string& vm) const;
+  // Blocking (worker pool): removes a row's snapshot (row already in state deleting) from the
+  // array, then the row; on an array error the row is put back to present.
+  Status RemoveJournaled(arrays::ArrayBackend& backend, const catalog::SnapshotRow& row);
   // A backend call that returned after its job stopped waiting (or a sweep's findings): applies
   // LatePolicy and closes the job in the catalog when the last one is handled.
   void HandleLateSnapshot(std::shared_ptr<JobState> job, std::string backend,

@@ -628,6 +628,82 @@ TEST_F(JobRunnerTest, ReconcileRecordsOrRemovesWhatAnUnfinishedJobLeft) {
   EXPECT_EQ(fake_->AllSnapshots().size(), 1u);
 }
 
+// Issue 12, defect 1: the late policy is for snapshots found WITHOUT a row; a snapshot the
+// catalog already holds is never removed by reconcile (with the default policy `remove`).
+TEST_F(JobRunnerTest, ReconcileNeverRemovesASnapshotThatHasARow) {
+  AddGuest("vm1");
+  const std::string key = "jrowed_1";
+  catalog::JobRow row{key, {"vm1"}, "", std::chrono::system_clock::now()};
+  auto id = catalog_->BeginJob(row);
+  ASSERT_TRUE(id.ok());
+  std::vector<arrays::LunSpec> luns = {{"fake", "/luns/vm1.raw", ""}};
+  auto made = fake_->Snapshot(luns, key, Clock::now() + 10s);
+  ASSERT_TRUE(made.ok());
+  ASSERT_TRUE(catalog_
+                  ->AddSnapshot({key + ".vm1.0", "vm1", *id, "fake", "/luns/vm1.raw",
+                                 made->front().array_name, catalog::Consistency::kCrashConsistent,
+                                 std::chrono::system_clock::now()})
+                  .ok());
+  StartRunner();  // late_policy remove
+  ASSERT_TRUE(io_.Run(runner_->Reconcile()).ok());
+  EXPECT_EQ(fake_->AllSnapshots().size(), 1u);
+  ASSERT_EQ(Rows("vm1").size(), 1u);
+  auto job = catalog_->GetJobByKey(key);
+  EXPECT_EQ(job->state, catalog::JobState::kReconciled);
+  EXPECT_EQ(job->consistency, catalog::Consistency::kCrashConsistent);
+}
+
+// Issue 12, defect 4: reconcile looks where the job journaled its LUNs, not in today's
+// registry (here the job's VM is not configured any more): nothing is left orphaned.
+TEST_F(JobRunnerTest, ReconcileUsesTheLunsTheJobJournaled) {
+  AddGuest("vm1");
+  const std::string key = "jgone_1";
+  catalog::JobRow row{key, {"gone"}, "", std::chrono::system_clock::now(), {}};
+  row.luns = {{"gone", 0, "fake", "/luns/gone.raw", ""}};
+  ASSERT_TRUE(catalog_->BeginJob(row).ok());
+  std::vector<arrays::LunSpec> luns = {{"fake", "/luns/gone.raw", ""}};
+  ASSERT_TRUE(fake_->Snapshot(luns, key, Clock::now() + 10s).ok());
+  StartRunner();  // late_policy remove
+  ASSERT_TRUE(io_.Run(runner_->Reconcile()).ok());
+  EXPECT_TRUE(fake_->AllSnapshots().empty());
+  EXPECT_EQ(catalog_->GetJobByKey(key)->state, catalog::JobState::kReconciled);
+}
+
+// Issue 12, defect 3: a removal journaled (row in state deleting: a delete, retention, or a
+// failed group's member) and cut short by a kill is finished by reconcile, whatever the late
+// policy (a failed group's member is not kept crash-consistent).
+TEST_F(JobRunnerTest, ReconcileFinishesJournaledRemovals) {
+  AddGuest("vm1");
+  const std::string key = "jgroup_1";
+  catalog::JobRow row{key, {"vm1"}, "", std::chrono::system_clock::now(), {}};
+  row.luns = {{"vm1", 0, "fake", "/luns/vm1.raw", ""}};
+  auto id = catalog_->BeginJob(row);
+  ASSERT_TRUE(id.ok());
+  std::vector<arrays::LunSpec> luns = {{"fake", "/luns/vm1.raw", ""}};
+  auto made = fake_->Snapshot(luns, key, Clock::now() + 10s);
+  ASSERT_TRUE(made.ok());
+  catalog::SnapshotRow doomed{key + ".vm1.0",
+                              "vm1",
+                              *id,
+                              "fake",
+                              "/luns/vm1.raw",
+                              made->front().array_name,
+                              catalog::Consistency::kCrashConsistent,
+                              std::chrono::system_clock::now(),
+                              catalog::SnapshotState::kDeleting};
+  ASSERT_TRUE(catalog_->AddSnapshot(doomed).ok());
+  JobRunnerOptions options;
+  options.late_policy = LatePolicy::kCrashConsistent;
+  StartRunner(options);
+  ASSERT_TRUE(io_.Run(runner_->Reconcile()).ok());
+  EXPECT_TRUE(fake_->AllSnapshots().empty());
+  EXPECT_TRUE(catalog_->PendingDeletions()->empty());
+  EXPECT_TRUE(catalog_->ListSnapshotsOfJob(*id)->empty());
+  auto job = catalog_->GetJobByKey(key);
+  EXPECT_EQ(job->state, catalog::JobState::kReconciled);
+  EXPECT_FALSE(job->consistency.has_value());
+}
+
 TEST_F(JobRunnerTest, RetentionKeepsTheLastN) {
   AddGuest("vm1");
   JobRunnerOptions options;

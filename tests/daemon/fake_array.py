@@ -2,7 +2,8 @@
 # A TEST exec-backend script (host-daemon/arrays/exec/README.md contract): an "array" that is
 # a directory ($QB_FAKE_ARRAY_DIR); a snapshot is an empty file named snapshot_name. If the file
 # "$DIR/slow" exists, snapshot first writes "$DIR/snapshot-started", then sleeps that many
-# seconds (the daemon may kill it or be killed meanwhile) before creating the files.
+# seconds (the daemon may kill it or be killed meanwhile) before creating the files. If the file
+# "$DIR/fail" exists, snapshot fails at once with array-error (creating nothing).
 import json, os, sys, time
 
 d = os.environ["QB_FAKE_ARRAY_DIR"]
@@ -18,6 +19,8 @@ if op == "capabilities":
 if op in ("resolve", "prepare"):
     answer({"ok": True})
 if op == "snapshot":
+    if os.path.exists(os.path.join(d, "fail")):
+        answer({"ok": False, "error": {"code": "array-error", "message": "array refused (test)"}})
     slow = os.path.join(d, "slow")
     if os.path.exists(slow):
         open(os.path.join(d, "snapshot-started"), "w").close()

@@ -10,77 +10,19 @@
 #      and writes to the host XFS do not; kill -9 of quiesced -> the agent's lease thaws the
 #      mount within the lease; the restarted daemon reconciles the job and labels nothing
 #      application-consistent that was not.
-# Root only (loop devices, mounts, FIFREEZE): exits 77 otherwise. Everything it creates lives in
-# one temp dir and is torn down on every path.
+# Root only (loop devices, mounts, FIFREEZE): exits 77 otherwise. The setup and its teardown
+# on every path are shared with crash_points_test.sh (loop_guest_lib.sh).
 # Usage: real_agent_e2e_test.sh QUIESCED QUIESCECTL QUIESCE_AGENT FAKE_ARRAY
 set -u
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-for tool in mkfs.xfs mkfs.ext4 e2fsck losetup filefrag jq; do
-  command -v $tool >/dev/null || { echo "SKIP: $tool missing"; exit 77; }
-done
 QUIESCED=$(realpath "$1") CTL=$(realpath "$2") AGENT=$(realpath "$3") ARRAY=$(realpath "$4")
-T=$(mktemp -d /tmp/qb-real-XXXXXX)
-PIDS=()
+. "$(dirname "$0")/loop_guest_lib.sh"
+lg_require e2fsck filefrag
+lg_setup qb-real
+lg_exec_wrapper
 export QB_FAKE_ARRAY_DIR=$T/array  # the slow exec array (fake_array.py) of part 2
-# The exec script must sit where only root can write (a world-writable /tmp on its path is
-# refused) and gets none of the daemon's variables: a 0700 wrapper under the build tree hands
-# the array directory to fake_array.py.
-S=$(mktemp -d "$PWD/qb-exec-XXXXXX")
-printf '#!/bin/sh\nQB_FAKE_ARRAY_DIR=%s exec %s\n' "$T/array" "$ARRAY" > "$S/array.sh"
-chmod 0700 "$S/array.sh"
-ARRAY=$S/array.sh
-LOOP=
-PROBE=
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  # A test stopped mid-freeze must not leave the mount frozen (writers would hang forever).
-  mountpoint -q "$T/guest" && { fsfreeze -u "$T/guest" 2>/dev/null; umount "$T/guest"; }
-  [ -n "$PROBE" ] && wait "$PROBE" 2>/dev/null
-  [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
-  mountpoint -q "$T/xfs" && umount "$T/xfs"
-  wait 2>/dev/null
-  rm -rf "$T" "${S:-}"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  for f in daemon.log agent.log; do [ -f "$T/$f" ] && { echo "--- $f"; tail -25 "$T/$f"; }; done
-  exit 1
-}
-wait_for() {  # wait_for SECONDS CONDITION...
-  local until=$((SECONDS + $1)); shift
-  while ! "$@"; do [ $SECONDS -ge $until ] && return 1; sleep 0.05; done
-}
-
-# Host XFS with reflink, holding the LUN file.
-mkdir -p "$T/xfs" "$T/guest" "$T/run" "$T/hooks" "$T/array"
-truncate -s 320M "$T/xfs.img"
-mkfs.xfs -q -m reflink=1 "$T/xfs.img" || fail "mkfs.xfs"
-mount -o loop "$T/xfs.img" "$T/xfs" || { echo "SKIP: cannot loop-mount"; exit 77; }
-mkdir -p "$T/xfs/luns" "$T/xfs/snaps"
-LUN=$T/xfs/luns/vm1.raw
-truncate -s 64M "$LUN"
-mkfs.ext4 -q -F "$LUN" || fail "mkfs.ext4"
-LOOP=$(losetup -f --show "$LUN") || fail "losetup"
-mount "$LOOP" "$T/guest" || fail "mount $LOOP"
-DISK=$(basename "$LOOP")
 echo "data before the snapshot" > "$T/guest/before.txt"
-
-# The agent sees only the guest mount: a mount table of that one line.
-awk -v m="$T/guest" '$5 == m' /proc/self/mountinfo > "$T/mountinfo"
-[ "$(wc -l < "$T/mountinfo")" -eq 1 ] || fail "mount table: $(cat "$T/mountinfo")"
 LEASE_MS=3000
-cat > "$T/agent.toml" <<TOML
-[freeze]
-default_lease_ms = $LEASE_MS
-lease_cap_ms = $LEASE_MS
-[log]
-level = "info"
-TOML
-"$AGENT" --config "$T/agent.toml" --unix "$T/agent.sock" --no-virtio-serial --run-dir "$T/run" \
-  --hooks-dir "$T/hooks" --mountinfo "$T/mountinfo" --foreground > "$T/agent.log" 2>&1 &
-PIDS+=($!)
-wait_for 20 test -S "$T/agent.sock" || fail "agent did not start"
+lg_start_agent $LEASE_MS
 
 # write_config BACKEND: the LUN is snapshotted by BACKEND (reflink or the slow exec array).
 write_config() {
@@ -103,17 +45,7 @@ agent = "unix:$T/agent.sock"
 luns = [ { backend = "$1", volume = "$LUN", disk = "$DISK" } ]
 TOML
 }
-start_daemon() {
-  "$QUIESCED" --config "$T/quiesced.toml" --foreground >> "$T/daemon.log" 2>&1 &
-  DAEMON=$!
-  PIDS+=($DAEMON)
-  connected() {
-    kill -0 $DAEMON 2>/dev/null || fail "daemon exited"
-    "$CTL" --socket "$T/quiesced.sock" guests --json 2>/dev/null |
-      jq -e '.[0].link_state == "connected"' >/dev/null 2>&1
-  }
-  wait_for 30 connected || fail "daemon did not connect to the agent"
-}
+start_daemon() { lg_start_daemon; }
 
 # 1. Reflink snapshot through the real agent.
 write_config reflink

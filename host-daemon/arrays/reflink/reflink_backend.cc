@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "common/crash_point.h"
 #include "common/unique_fd.h"
 
 namespace qb::arrays::reflink {
@@ -162,7 +163,7 @@ class ReflinkBackend final : public ArrayBackend {
       Status dir_ok = EnsureDirectory(dir);
       if (!dir_ok.ok()) return undo(dir_ok);
       const std::string target = SnapshotPath(lun.volume, job_key);
-      auto record = CloneFile(lun.volume, target, /*exclusive=*/true);
+      auto record = CloneFile(lun.volume, target, "reflink");
       if (!record.ok()) return undo(record.status().WithContext("snapshot " + lun.volume));
       created.push_back(SnapshotRecord{.lun = lun.volume,
                                        .array_name = target,
@@ -247,7 +248,7 @@ class ReflinkBackend final : public ArrayBackend {
       return Error(Code::kInvalidArgument,
                    "clone name '" + new_name + "' must be a file name or an absolute path");
     }
-    auto made = CloneFile(snapshot.array_name, target.string(), /*exclusive=*/true);
+    auto made = CloneFile(snapshot.array_name, target.string(), "expose");
     if (!made.ok()) return made.status().WithContext("clone " + snapshot.array_name);
     QB_RETURN_IF_ERROR(SyncDirectory(target.parent_path().string()));
     return target.string();
@@ -343,35 +344,56 @@ class ReflinkBackend final : public ArrayBackend {
     return Status::Ok();
   }
 
-  // FICLONE `source` into a new file `target` (created 0600, O_EXCL when `exclusive`).
-  // Returns the new file's modification time. Removes `target` again on failure.
+  // FICLONE `source_path` into a new file `target` (mode 0600) that gets its name only once
+  // it is whole: the clone goes into an unnamed O_TMPFILE in the target's directory, is
+  // fsync'ed, then linked to `target`. linkat never replaces an existing name (kConflict, so
+  // "never overwrite" holds), and a kill at any step before it leaves no name at all: the
+  // kernel frees the unnamed file, so nothing partial can be found by key or listed. No
+  // fallback is needed for file systems without O_TMPFILE: Resolve()'s probe refuses them
+  // (every file system that shares extents has it). `stage` names the crash points
+  // ("<stage>.after-create", "<stage>.after-clone", "<stage>.after-link").
+  // Returns the new file's modification time.
   static Result<std::chrono::system_clock::time_point> CloneFile(const std::string& source_path,
                                                                  const std::string& target,
-                                                                 bool exclusive) {
+                                                                 std::string_view stage) {
     UniqueFd source(::open(source_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!source) {
       if (errno == ENOENT) return Error(Code::kNotFound, source_path + " not found");
       return IoError("open " + source_path, errno);
     }
-    const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
-    UniqueFd dest(::open(target.c_str(), flags, 0600));
+    const std::string dir = fs::path(target).parent_path().string();
+    if (::access(target.c_str(), F_OK) == 0) return Exists(target);
+    UniqueFd dest(::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
     if (!dest) {
-      if (errno == EEXIST) {
-        return Error(Code::kConflict, target +
-                                          " already exists (never overwritten: find it "
-                                          "by key instead of creating it again)");
+      if (errno == EOPNOTSUPP || errno == EISDIR) {
+        return Error(Code::kUnsupported, dir +
+                                             " is on a file system without O_TMPFILE, so "
+                                             "without reflink");
       }
-      return IoError("create " + target, errno);
+      return IoError("create in " + dir, errno);
     }
-    ScopeExit remove_target([&] { ::unlink(target.c_str()); });
+    CrashPoint(std::string(stage) + ".after-create");
     if (::ioctl(dest.get(), FICLONE, source.get()) != 0) {
       return CloneError("FICLONE " + source_path + " -> " + target, errno);
     }
+    CrashPoint(std::string(stage) + ".after-clone");
     if (::fsync(dest.get()) != 0) return IoError("fsync " + target, errno);
     struct stat st {};
     if (::fstat(dest.get(), &st) != 0) return IoError("stat " + target, errno);
-    remove_target.Dismiss();
+    // Naming an O_TMPFILE through /proc needs no capability (AT_EMPTY_PATH would).
+    const std::string unnamed = "/proc/self/fd/" + std::to_string(dest.get());
+    if (::linkat(AT_FDCWD, unnamed.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      if (errno == EEXIST) return Exists(target);
+      return IoError("link " + target, errno);
+    }
+    CrashPoint(std::string(stage) + ".after-link");
     return ModificationTime(st);
+  }
+
+  static Status Exists(const std::string& target) {
+    return Error(Code::kConflict, target +
+                                      " already exists (never overwritten: find it by key "
+                                      "instead of creating it again)");
   }
 
   const ReflinkOptions options_;

@@ -20,9 +20,12 @@
 // snapshot_dir defaults to /d/.qb-snapshots (same file system as the LUN: FICLONE cannot cross
 // file systems). With one configured snapshot_dir shared by several LUN directories, two LUNs
 // with the same basename would collide; Snapshot refuses that with kConflict rather than
-// overwrite. Snapshot files are created mode 0600 (they hold a whole disk's data); Resolve()
-// creates a missing snapshot directory (mode 0700) and probes it with a one-block clone into
-// an unnamed O_TMPFILE, so an unsupported file system is found before any freeze.
+// overwrite. A snapshot (and an exposed clone) is cloned into an unnamed O_TMPFILE, fsync'ed,
+// then linked to its name: a crash at any step leaves either the whole file under its name or
+// no name at all, never a partial file to mistake for a snapshot. Snapshot files are created
+// mode 0600 (they hold a whole disk's data); Resolve() creates a missing snapshot directory
+// (mode 0700) and probes it with a one-block clone into an unnamed O_TMPFILE, so an
+// unsupported file system (one without O_TMPFILE included) is found before any freeze.
 // Each clone and the directory are fsync'ed inside Snapshot(): the names must survive a host
 // crash for FindByKey() to work (reflink_bench's figures include them).
 #pragma once
