@@ -175,7 +175,7 @@ struct JobRunner::JobState {
     phases.push_back(catalog::PhaseTiming{name, us});
     // Phase transitions at info, so a crash can be placed from the log.
     spdlog::info("job {}: {} done ({} us){}", key, name, us.count(),
-                 error.ok() ? "" : ", failing: " + error.ToString());
+                 error.ok() ? "" : ", failing: " + GuestText(error.ToString()));
   }
   bool AnyFreezeSent() const {
     for (const auto& g : guests)
@@ -897,6 +897,7 @@ asio::awaitable<Status> JobRunner::Rollback(std::string vm, std::string snapshot
 asio::awaitable<void> JobRunner::ThawLeftoverFreeze(std::string vm, proto::FreezeState state) {
   if (!state.frozen || state.job_id.empty()) co_return;
   const std::string job_id = state.job_id;
+  const std::string shown_id = GuestText(job_id);  // the guest's text, for the log
   for (const auto& job : running_) {
     if (job->key == job_id) co_return;  // ours: the job thaws it
   }
@@ -906,9 +907,9 @@ asio::awaitable<void> JobRunner::ThawLeftoverFreeze(std::string vm, proto::Freez
     if (record.status().code() == Code::kNotFound) {
       spdlog::warn(
           "guest {}: frozen for job {} which the catalog does not know; its lease thaws it", vm,
-          job_id);
+          shown_id);
     } else {
-      spdlog::error("guest {}: frozen for job {}: {}; its lease thaws it", vm, job_id,
+      spdlog::error("guest {}: frozen for job {}: {}; its lease thaws it", vm, shown_id,
                     record.status().ToString());
     }
     co_return;
@@ -916,7 +917,7 @@ asio::awaitable<void> JobRunner::ThawLeftoverFreeze(std::string vm, proto::Freez
   const auto& vms = record->row.vms;
   if (record->state != catalog::JobState::kRunning ||
       std::find(vms.begin(), vms.end(), vm) == vms.end()) {
-    spdlog::warn("guest {}: frozen for job {} ({}{}); its lease thaws it", vm, job_id,
+    spdlog::warn("guest {}: frozen for job {} ({}{}); its lease thaws it", vm, shown_id,
                  catalog::JobStateName(record->state),
                  std::find(vms.begin(), vms.end(), vm) == vms.end() ? ", not one of its VMs" : "");
     co_return;
@@ -927,15 +928,15 @@ asio::awaitable<void> JobRunner::ThawLeftoverFreeze(std::string vm, proto::Freez
   spdlog::warn(
       "guest {}: still frozen for job {} of a daemon that stopped mid-job: thawing it now "
       "(snapshot not OK; the job is left to reconcile)",
-      vm, job_id);
+      vm, shown_id);
   proto::Thaw thaw{job_id, false};
   auto thawed =
       co_await link->Thaw(thaw, state.frozen_volumes, Clock::now() + options_.request_timeout);
   if (thawed.ok()) {
-    spdlog::info("guest {}: thawed job {} left by a stopped daemon", vm, job_id);
+    spdlog::info("guest {}: thawed job {} left by a stopped daemon", vm, shown_id);
   } else {
     spdlog::error("guest {}: thaw of job {} left by a stopped daemon: {}; its lease thaws it", vm,
-                  job_id, thawed.status().ToString());
+                  shown_id, thawed.status().ToString());
   }
 }
 
