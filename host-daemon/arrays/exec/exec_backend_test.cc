@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -28,8 +29,8 @@ std::string ReadFile(const std::string& path) {
 
 class ExecBackendTest : public ::testing::Test {
  protected:
-  // Scripts live in a 0700 directory under the working directory (the build tree), not under
-  // /tmp: a world-writable directory on a script's path is refused (CheckTrustedProgram).
+  // Scripts live in a 0700 directory under the working directory (the build tree), whose
+  // other tests open up and chown on purpose (CheckTrustedProgram).
   void SetUp() override {
     std::string pattern = (fs::current_path() / "qb-exec-XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
@@ -245,20 +246,47 @@ TEST_F(ExecBackendTest, ScriptWritableByGroupIsRefused) {
   EXPECT_FALSE(fs::exists(dir_ + "/requests.log")) << "the refused script was run";
 }
 
-TEST_F(ExecBackendTest, WorldWritableDirectoryOnThePathIsRefusedStickyOrNot) {
+TEST_F(ExecBackendTest, WorldWritableDirectoryOnThePathIsRefused) {
   const std::string script = Script("");
-  for (auto mode : {fs::perms::all, fs::perms::all | fs::perms::sticky_bit}) {
-    const std::string open_dir = dir_ + "/open";
-    fs::create_directory(open_dir);
-    fs::permissions(open_dir, mode);
-    fs::copy_file(script, open_dir + "/array.sh", fs::copy_options::overwrite_existing);
-    auto backend = MakeExecBackend({.name = "exec", .script = open_dir + "/array.sh"});
-    EXPECT_EQ(backend.status().code(), Code::kPermissionDenied) << backend.status().ToString();
-    EXPECT_NE(backend.status().message().find(open_dir + " is writable by group or others"),
-              std::string::npos)
-        << backend.status().ToString();
-    fs::remove_all(open_dir);
-  }
+  const std::string open_dir = dir_ + "/open";
+  fs::create_directory(open_dir);
+  fs::permissions(open_dir, fs::perms::all);
+  fs::copy_file(script, open_dir + "/array.sh", fs::copy_options::overwrite_existing);
+  auto backend = MakeExecBackend({.name = "exec", .script = open_dir + "/array.sh"});
+  EXPECT_EQ(backend.status().code(), Code::kPermissionDenied) << backend.status().ToString();
+  EXPECT_NE(backend.status().message().find(open_dir + " is writable by group or others"),
+            std::string::npos)
+      << backend.status().ToString();
+  fs::remove_all(open_dir);
+}
+
+// A sticky open directory (like /tmp) owned by root is passed through: nobody else can rename
+// or remove the daemon's own entries there. What others own in it is not trusted: their
+// symlink (they can repoint it) or their file.
+TEST_F(ExecBackendTest, StickyDirectoryIsPassedOnlyThroughEntriesNobodyElseOwns) {
+  const std::string script = Script("");
+  const std::string sticky = dir_ + "/sticky";
+  fs::create_directory(sticky);
+  fs::permissions(sticky, fs::perms::all | fs::perms::sticky_bit);
+  fs::create_directory(sticky + "/mine");
+  fs::permissions(sticky + "/mine", fs::perms::owner_all);
+  fs::copy_file(script, sticky + "/mine/array.sh");
+  auto ok = MakeExecBackend({.name = "exec", .script = sticky + "/mine/array.sh"});
+  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+  if (::geteuid() != 0) GTEST_SKIP() << "entries owned by another user need root to make";
+  const uid_t nobody = 65534;
+  fs::create_symlink(sticky + "/mine", sticky + "/theirs");
+  ASSERT_EQ(::lchown((sticky + "/theirs").c_str(), nobody, nobody), 0);
+  auto via_link = MakeExecBackend({.name = "exec", .script = sticky + "/theirs/array.sh"});
+  EXPECT_EQ(via_link.status().code(), Code::kPermissionDenied) << via_link.status().ToString();
+  EXPECT_NE(via_link.status().message().find("symlink owned by uid 65534"), std::string::npos)
+      << via_link.status().ToString();
+  fs::create_directory(sticky + "/their-dir");
+  ASSERT_EQ(::chown((sticky + "/their-dir").c_str(), nobody, nobody), 0);
+  fs::copy_file(script, sticky + "/their-dir/array.sh");
+  auto in_theirs = MakeExecBackend({.name = "exec", .script = sticky + "/their-dir/array.sh"});
+  EXPECT_EQ(in_theirs.status().code(), Code::kPermissionDenied) << in_theirs.status().ToString();
+  fs::remove_all(sticky);
 }
 
 // A symlink is followed hop by hop: a link to a script in an open directory is refused, and so

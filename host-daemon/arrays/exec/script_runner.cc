@@ -65,13 +65,24 @@ std::string Octal(mode_t mode) {
   return text;
 }
 
-// Owner root or the daemon's user, no write bit for group or others.
+bool TrustedOwner(const struct stat& st) { return st.st_uid == 0 || st.st_uid == ::geteuid(); }
+
+// A directory anyone may add names to, but where only an entry's owner may rename or remove it
+// (the sticky bit, as on /tmp), owned by root or the daemon's user: an entry in it owned by root
+// or the daemon's user cannot be swapped by anyone else, so the path stays trusted as long as
+// that entry's owner is checked too (done for every entry, symlinks included).
+bool StickyOpenDirectory(const struct stat& st) {
+  return S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) != 0 && TrustedOwner(st) &&
+         (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+}
+
+// Owner root or the daemon's user, no write bit for group or others (a sticky directory aside).
 Status CheckOwnerAndMode(const std::string& path, const struct stat& st) {
-  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+  if (!TrustedOwner(st)) {
     return Error(Code::kPermissionDenied, path + " is owned by uid " + std::to_string(st.st_uid) +
                                               ", not root (or the daemon's user)");
   }
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && !StickyOpenDirectory(st)) {
     return Error(Code::kPermissionDenied,
                  path + " is writable by group or others (mode " + Octal(st.st_mode) + ")");
   }
@@ -111,6 +122,13 @@ Status CheckTrustedProgram(const std::string& path) {
       return IoError("lstat " + next);
     }
     if (S_ISLNK(st.st_mode)) {
+      // Whoever owns a link can repoint it: in a sticky open directory only links of trusted
+      // owners are followed (elsewhere the directory's own check keeps others out).
+      if (!TrustedOwner(st)) {
+        return Error(Code::kPermissionDenied, next + " is a symlink owned by uid " +
+                                                  std::to_string(st.st_uid) +
+                                                  ", not root (or the daemon's user)");
+      }
       if (++links > 40) return Error(Code::kInvalidArgument, path + ": too many symlinks");
       std::vector<char> target(PATH_MAX + 1);
       const ssize_t n = ::readlink(next.c_str(), target.data(), PATH_MAX);

@@ -24,9 +24,11 @@ std::vector<std::string> ScriptEnvironment();
 // Checks that `path` is safe for the daemon to run: every directory the path's lookup passes
 // through (following each symlink, chain by chain) and the file it names are owned by root or
 // by the daemon's effective user, and not writable by group or others, and the file is a
-// regular file. A sticky world-writable directory (/tmp) is refused too: any user can create
-// names in it. kPermissionDenied naming the offending path and why; kNotFound / kIoError when
-// a component cannot be examined. BLOCKING (a few lstat calls); thread-safe.
+// regular file. A sticky group- or world-writable directory owned by root (/tmp) is passed
+// through: others can add names there but cannot rename or remove root's entries, and every
+// entry (symlinks too) must itself be owned by root or the daemon's user. kPermissionDenied
+// naming the offending path and why; kNotFound / kIoError when a component cannot be examined.
+// BLOCKING (a few lstat calls); thread-safe.
 Status CheckTrustedProgram(const std::string& path);
 
 // Runs `program` (no arguments) in its own process group, with exactly the environment
