@@ -10,66 +10,23 @@
 #      agent never saw its lease expire; the job is not labelled application-consistent;
 #   3. the same kill, but the restarted daemon's catalog does not know the job: it logs that and
 #      leaves the guest to its lease (still frozen seconds after the reconnect).
-# Root only (loop devices, mounts, FIFREEZE): exits 77 otherwise. Everything lives in one temp
-# dir and is torn down on every path.
+# Root only (loop devices, mounts, FIFREEZE): exits 77 otherwise. The setup and its teardown
+# on every path are shared with the other real-agent tests (loop_guest_lib.sh).
 # Usage: restart_thaw_test.sh QUIESCED QUIESCECTL QUIESCE_AGENT
 set -u
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-for tool in mkfs.xfs mkfs.ext4 losetup jq; do
-  command -v $tool >/dev/null || { echo "SKIP: $tool missing"; exit 77; }
-done
 QUIESCED=$(realpath "$1") CTL=$(realpath "$2") AGENT=$(realpath "$3")
-T=$(mktemp -d /tmp/qb-restart-XXXXXX)
-PIDS=()
-LOOP=
-PROBE=
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  # A test stopped mid-freeze must not leave the mount frozen (writers would hang forever).
-  mountpoint -q "$T/guest" && { fsfreeze -u "$T/guest" 2>/dev/null; umount "$T/guest"; }
-  [ -n "$PROBE" ] && wait "$PROBE" 2>/dev/null
-  [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
-  mountpoint -q "$T/xfs" && umount "$T/xfs"
-  wait 2>/dev/null
-  rm -rf "$T"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/loop_guest_lib.sh"
+lg_require
+lg_setup qb-restart
+mkdir -p "$T/state"
 fail() {
   echo "FAIL: $*"
   for f in daemon.log daemon2.log agent.log; do [ -f "$T/$f" ] && { echo "--- $f"; tail -25 "$T/$f"; }; done
   exit 1
 }
-wait_for() {  # wait_for SECONDS CONDITION...
-  local until=$((SECONDS + $1)); shift
-  while ! "$@"; do [ $SECONDS -ge $until ] && return 1; sleep 0.05; done
-}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-mkdir -p "$T/xfs" "$T/guest" "$T/run" "$T/hooks" "$T/state"
-truncate -s 320M "$T/xfs.img"
-mkfs.xfs -q -m reflink=1 "$T/xfs.img" || fail "mkfs.xfs"
-mount -o loop "$T/xfs.img" "$T/xfs" || { echo "SKIP: cannot loop-mount"; exit 77; }
-mkdir -p "$T/xfs/luns" "$T/xfs/snaps"
-LUN=$T/xfs/luns/vm1.raw
-truncate -s 64M "$LUN"
-mkfs.ext4 -q -F "$LUN" || fail "mkfs.ext4"
-LOOP=$(losetup -f --show "$LUN") || fail "losetup"
-mount "$LOOP" "$T/guest" || fail "mount $LOOP"
-DISK=$(basename "$LOOP")
-awk -v m="$T/guest" '$5 == m' /proc/self/mountinfo > "$T/mountinfo"
-[ "$(wc -l < "$T/mountinfo")" -eq 1 ] || fail "mount table: $(cat "$T/mountinfo")"
 LEASE_MS=30000
-cat > "$T/agent.toml" <<TOML
-[freeze]
-default_lease_ms = $LEASE_MS
-lease_cap_ms = $LEASE_MS
-[log]
-level = "info"
-TOML
-"$AGENT" --config "$T/agent.toml" --unix "$T/agent.sock" --no-virtio-serial --run-dir "$T/run" \
-  --hooks-dir "$T/hooks" --mountinfo "$T/mountinfo" --foreground > "$T/agent.log" 2>&1 &
-PIDS+=($!)
-wait_for 20 test -S "$T/agent.sock" || fail "agent did not start"
+lg_start_agent $LEASE_MS
 
 cat > "$T/quiesced.toml" <<TOML
 [daemon]
