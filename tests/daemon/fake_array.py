@@ -3,12 +3,20 @@
 # a directory ($QB_FAKE_ARRAY_DIR); a snapshot is an empty file named snapshot_name. If the file
 # "$DIR/slow" exists, snapshot first writes "$DIR/snapshot-started", then sleeps that many
 # seconds (the daemon may kill it or be killed meanwhile) before creating the files. If the file
-# "$DIR/fail" exists, snapshot fails at once with array-error (creating nothing).
+# "$DIR/fail" exists, snapshot fails at once with array-error (creating nothing). Every call
+# appends its op to "$DIR/calls"; if "$DIR/stall-OP" exists (OP = resolve, prepare, ...), that
+# call first creates "$DIR/OP-started", then sleeps the number of seconds the file holds.
 import json, os, sys, time
 
 d = os.environ["QB_FAKE_ARRAY_DIR"]
 req = json.load(sys.stdin)
 op = req["op"]
+with open(os.path.join(d, "calls"), "a") as calls:
+    calls.write(op + "\n")
+stall = os.path.join(d, "stall-" + op)
+if os.path.exists(stall):
+    open(os.path.join(d, op + "-started"), "w").close()
+    time.sleep(float(open(stall).read().strip() or "5"))
 
 def answer(obj):
     sys.stdout.write(json.dumps(obj))

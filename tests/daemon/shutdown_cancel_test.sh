@@ -1,11 +1,11 @@
 #!/bin/bash
 # SIGTERM to the real quiesced while a snapshot job is in its prepare step (the exec array's
-# resolve call stalls, tests/daemon/stall_array.py), with the qb-test-agent double as the guest:
+# resolve call stalls, tests/daemon/fake_array.py), with the qb-test-agent double as the guest:
 #   - quiescectl gets the job's reply (not end of stream): error "cancelled: daemon stopping",
 #     error_code 11 (cancelled), exit status 3 (no application-consistent snapshot: shutdown);
 #   - no step runs after the signal: no prepare call, no Freeze sent to the guest;
 #   - the daemon exits 0.
-# Usage: shutdown_cancel_test.sh QUIESCED QUIESCECTL TEST_AGENT STALL_ARRAY
+# Usage: shutdown_cancel_test.sh QUIESCED QUIESCECTL TEST_AGENT FAKE_ARRAY
 set -u
 QUIESCED=$(realpath "$1") CTL=$(realpath "$2") AGENT=$(realpath "$3") ARRAY=$(realpath "$4")
 T=$(mktemp -d /tmp/qb-cancel-XXXXXX)
