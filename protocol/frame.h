@@ -55,10 +55,11 @@ std::vector<std::uint8_t> EncodeFrame(std::span<const std::uint8_t> payload);
 // on each Feed() did work quadratic in the nested headers a guest can pack into one claimed
 // megabyte (seconds of CPU per byte fed).
 //
-// Memory: the buffer holds at most one pending frame plus what the last Feed() added, and a
-// 56-byte record per valid frame header found in it, at most max_payload / 20 + 4096 of them
-// (bad headers are counted, not kept); callers feed bounded reads (e.g. 64 KiB) and drain
-// Next() after each Feed().
+// Memory: the buffer holds at most one pending frame plus what the last Feed() added; a 32-byte
+// record per valid frame header in it, at most max_payload / 20 + 4096 of them (bad headers
+// are counted, not kept); and a 16-byte end marker per valid header found in the last
+// max_payload bytes of the stream (a header's claimed end lies at most that far on). Callers
+// feed bounded reads (e.g. 64 KiB) and drain Next() after each Feed().
 class FrameDecoder {
  public:
   struct Stats {
