@@ -65,6 +65,11 @@ e2e_teardown() {
 write_config() {
     local file=$1 backend=$2 late=${3:-remove} hostfs=$QB_VM_RUN/hostfs
     mkdir -p "$hostfs/snaps" "$hostfs/xsnaps"
+    # quiesced gives an exec script none of its own environment: a wrapper (root's, 0700, in
+    # the run dir) hands slow-array.sh its snapshot directory.
+    printf '#!/bin/sh\nQB_SLOW_ARRAY_DIR=%s exec %s\n' "$hostfs/xsnaps" "$E2E_HERE/slow-array.sh" \
+        > "$E2E/slow-array"
+    chmod 0700 "$E2E/slow-array"
     {
         echo "[daemon]"
         echo "control_socket = \"$E2E/quiesced.sock\""
@@ -76,7 +81,7 @@ write_config() {
         echo "snapshot_dir = \"$hostfs/snaps\""
         echo "[backends.slow]"
         echo "type = \"exec\""
-        echo "script = \"$E2E_HERE/slow-array.sh\""
+        echo "script = \"$E2E/slow-array\""
         echo "[[guests]]"
         echo "name = \"lab\""
         echo "agent = \"unix:$QB_VM_RUN/agent.sock\""
@@ -89,8 +94,7 @@ cli() { "$QB_CLI" --socket "$E2E/quiesced.sock" "$@"; }
 # start_daemon CONFIG: quiesced in the foreground (log appended to $E2E/quiesced.log); waits
 # until it has connected to the guest's agent.
 start_daemon() {
-    QB_SLOW_ARRAY_DIR=$QB_VM_RUN/hostfs/xsnaps \
-        "$QB_DAEMON" --config "$1" --foreground >> "$E2E/quiesced.log" 2>&1 &
+    "$QB_DAEMON" --config "$1" --foreground >> "$E2E/quiesced.log" 2>&1 &
     DPID=$!
     local i
     for i in $(seq 200); do

@@ -2,7 +2,8 @@
 # slow-array.sh: an `exec` array backend (host-daemon/arrays/exec/README.md) over reflink copies,
 # whose snapshot can be made slow on purpose: the end-to-end tests' "array" for the cases where
 # the array call outlives the freeze (daemon killed meanwhile, backend slower than the lease).
-# Environment (from quiesced's): QB_SLOW_ARRAY_DIR = snapshot directory on the LUN's reflink
+# Environment (set by the wrapper lib.sh write_config makes: quiesced passes none of its own):
+# QB_SLOW_ARRAY_DIR = snapshot directory on the LUN's reflink
 # file system; the file $QB_SLOW_ARRAY_DIR/.delay-ms, if present, holds how long `snapshot`
 # sleeps before cutting, .prepare-delay-ms the same for `prepare` (between the guest's
 # inventory and the Freeze); every call is appended to $QB_SLOW_ARRAY_DIR/.calls.log.
