@@ -1,0 +1,297 @@
+#!/bin/bash
+# campaign-test.sh BIN_DIR: random-time kill campaign on the real VM (issue 12), run on demand
+# (ctest label `campaign`). One VM boot (e2e/lib.sh: agent, freeze hooks, record + SQLite
+# workloads), quiesced on the reflink backend (host loop XFS). Each round starts
+# `quiescectl snapshot`, waits a seeded random time spread over a whole job, then kill -9s
+# quiesced (by PID) and restarts it at once; every QB_CAMPAIGN_AGENT_EVERY-th round kill -9s
+# the agent in the guest instead (guest-init restarts it; the daemon keeps running). Then:
+#   - the guest is thawed: a write probe through the responder (ACKED, sampled from the kill
+#     on) gives kill->thawed and restart->thawed (end of the longest write stall >= 0.3 s);
+#     the guest's own log gives how long the freeze held (guest clock). Frozen longer than the
+#     lease + 3 s is a failure;
+#   - after reconcile ("reconcile done" in the daemon log) no job is left running;
+#   - labels are honest: a job's label equals each of its rows' labels (a job with rows has a
+#     label), application-consistent only on a succeeded job, and the round's job, if
+#     application-consistent, passes verify-snapshot.sh (no log replay, every record acked at
+#     the freeze);
+#   - nothing orphaned: no row left "deleting", every row has its snapshot file and every file
+#     in the snapshot dir has its row.
+# The stage of each kill is the last "job X: <phase> done" line the daemon logged before it.
+# Prints one line per round and a summary; exit 0 pass, 1 any failure, 77 skip.
+#
+# Environment: QB_AGENT_BINARY, QB_DAEMON, QB_CLI (set by ctest);
+#   QB_CAMPAIGN_ROUNDS       rounds (default 10)
+#   QB_CAMPAIGN_SEED         seed of the kill times (default: the clock; always printed)
+#   QB_CAMPAIGN_AGENT_EVERY  every k-th round kills the agent instead (default 4; 0 = never)
+#   QB_CAMPAIGN_LEASE_MS     lease of each snapshot (default 10000, the product's default)
+#   QB_CAMPAIGN_LATE         late_snapshot policy: remove (default) or crash-consistent
+#   QB_E2E_KEEP_LOGS=DIR     keep the daemon log and guest console (as for e2e-test.sh)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+E2E_BIN=${1:?usage: campaign-test.sh BIN_DIR}
+ROUNDS=${QB_CAMPAIGN_ROUNDS:-10}
+SEED=${QB_CAMPAIGN_SEED:-$(date +%s)}
+AGENT_EVERY=${QB_CAMPAIGN_AGENT_EVERY:-4}
+LEASE_MS=${QB_CAMPAIGN_LEASE_MS:-10000}
+LATE=${QB_CAMPAIGN_LATE:-remove}
+for v in ROUNDS SEED AGENT_EVERY LEASE_MS; do
+    [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "campaign: $v must be a number (got '${!v}')" >&2; exit 2; }
+done
+case "$LATE" in remove|crash-consistent) ;; *) echo "campaign: QB_CAMPAIGN_LATE: remove|crash-consistent" >&2; exit 2 ;; esac
+
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (loop devices, mounts)"; exit 77; }
+for v in QB_AGENT_BINARY QB_DAEMON QB_CLI; do
+    [ -x "${!v:-}" ] || { echo "campaign: $v must name the built binary (got '${!v:-}')" >&2; exit 2; }
+done
+for b in qb-recordwriter qb-verify-records qb-sqlite; do
+    [ -x "$E2E_BIN/$b" ] || { echo "campaign: $E2E_BIN/$b missing" >&2; exit 2; }
+done
+"$HERE/fetch-kernel.sh" >/dev/null  # also installs packaging/deps/vm.txt (qemu, jq, sqlite3)
+command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: no qemu-system-x86_64"; exit 77; }
+for c in jq sqlite3 socat; do
+    command -v $c >/dev/null || { echo "campaign: $c missing (packaging/deps/vm.txt)" >&2; exit 2; }
+done
+
+# shellcheck source=e2e/lib.sh
+. "$HERE/e2e/lib.sh"
+SPID=""  # the quiescectl snapshot of the round
+PRB=""   # the write probe of the round
+stop_bg() {
+    local p
+    for p in "$SPID" "$PRB"; do
+        [ -n "$p" ] || continue
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    SPID="" PRB=""
+}
+trap 'stop_bg; e2e_teardown' EXIT
+trap 'exit 130' INT TERM HUP
+
+FAILS=0
+FAILED=()
+say() { echo "campaign: $*"; }
+fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); FAILED+=("$*"); }
+size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
+db() { sqlite3 -readonly -cmd '.timeout 5000' "$E2E/catalog.db" "$@"; }
+# rand_frac ROUND: a number in [0,1) fixed by the seed and the round.
+rand_frac() { awk -v s="$SEED" -v r="$1" 'BEGIN { srand(s * 1000 + r); printf "%.6f", rand() }'; }
+# stats: "median max" of the numbers on stdin ("-" if none)
+stats() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "- -"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f %.2f\n", m, v[NR] }'
+}
+# ge A B: A >= B (decimals)
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+# guest_ms_between T1 T2: ms from T1 to T2, times of the guest's log (ISO, same day)
+guest_ms_between() {
+    awk -v a="${1#*T}" -v b="${2#*T}" 'function s(t, p) { split(t, p, ":"); return p[1] * 3600 + p[2] * 60 + p[3] }
+        BEGIN { printf "%d", (s(b) - s(a)) * 1000 }'
+}
+# probe_writes: "NS ACKED" lines, one per responder round trip, until killed.
+probe_writes() {
+    while :; do echo "$(e2e_now) $(guest_acked 2>/dev/null || echo -1)"; done
+}
+# stall_of FILE: "STALL_S END_NS" of the longest run of samples without a new acknowledged record
+# (END_NS = the first sample that shows one); "0 0" if none.
+stall_of() {
+    awk '$2 ~ /^[0-9]+$/ && $2 >= 0 {
+            if (n == 0 || $2 != last) {
+                if (n > 0) { d = $1 - start; if (d > best) { best = d; end = $1 } }
+                start = $1; last = $2
+            }
+            n++
+        }
+        END { printf "%.2f %d\n", best / 1e9, end }' "$1"
+}
+
+catalog_checks() { # the whole catalog and the snapshot dir; fail lines for each breach
+    local where=$1 bad
+    bad=$(db "SELECT j.job_key || ' is ' || IFNULL(j.consistency, 'unlabelled') || ' but row ' || s.id || ' is ' || s.consistency
+              FROM snapshots s JOIN jobs j ON j.id = s.job_id
+              WHERE j.consistency IS NULL OR s.consistency <> j.consistency")
+    [ -z "$bad" ] || fail "$where: contradictory labels: $(echo "$bad" | tr '\n' ';')"
+    bad=$(db "SELECT job_key || ' (' || state || ')' FROM jobs WHERE consistency = 'application-consistent' AND state <> 'succeeded'")
+    [ -z "$bad" ] || fail "$where: application-consistent but not succeeded: $(echo "$bad" | tr '\n' ' ')"
+    bad=$(db "SELECT id FROM snapshots WHERE state <> 'present'")
+    [ -z "$bad" ] || fail "$where: rows left deleting: $(echo "$bad" | tr '\n' ' ')"
+    bad=$(db "SELECT job_key FROM jobs WHERE state = 'running'")
+    [ -z "$bad" ] || fail "$where: jobs left running: $(echo "$bad" | tr '\n' ' ')"
+    local rows files
+    rows=$(db "SELECT array_name FROM snapshots" | sort)
+    files=$(find "$SNAPS" -mindepth 1 -maxdepth 1 | sort)
+    bad=$(comm -23 <(echo "$rows") <(echo "$files") | grep . || true)
+    [ -z "$bad" ] || fail "$where: rows without their snapshot file: $(echo "$bad" | tr '\n' ' ')"
+    bad=$(comm -13 <(echo "$rows") <(echo "$files") | grep . || true)
+    [ -z "$bad" ] || fail "$where: orphaned files in the snapshot dir: $(echo "$bad" | tr '\n' ' ')"
+}
+
+t_start=$(e2e_now)
+say "seed $SEED (QB_CAMPAIGN_SEED=$SEED reproduces the kill times), rounds $ROUNDS, agent kill every ${AGENT_EVERY} (0 = never), lease $LEASE_MS ms, late policy $LATE"
+e2e_boot
+say "booted in $(cat "$QB_VM_RUN/boot-seconds") s under $(cat "$QB_VM_RUN/accel")"
+SNAPS=$QB_VM_RUN/hostfs/snaps
+CONF=$E2E/reflink.toml
+write_config "$CONF" reflink "$LATE"
+start_daemon "$CONF"
+
+# Calibration: two whole jobs give the span the kill times are spread over (and prove the rig).
+span_ms=0
+for c in 1 2; do
+    t0=$(e2e_now)
+    rc=0; cli --json snapshot --lease-ms "$LEASE_MS" lab > "$E2E/cal.json" 2>&1 || rc=$?
+    ms=$(( ($(e2e_now) - t0) / 1000000 ))
+    [ "$ms" -gt "$span_ms" ] && span_ms=$ms
+    label=$(jq -r .consistency "$E2E/cal.json" 2>/dev/null || echo "?")
+    say "calibration job $c: rc=$rc $label in $ms ms"
+    [ "$rc" = 0 ] && [ "$label" = application-consistent ] || fail "calibration job $c: rc=$rc $(head -c 300 "$E2E/cal.json")"
+done
+range_ms=$(( span_ms * 11 / 10 ))
+say "kill times uniform in 0..$range_ms ms after quiescectl starts (1.1 x the longest calibration job)"
+catalog_checks "after calibration"
+
+STAGES=() KINDS=() LABELS=() THAWED_BY=()
+: > "$E2E/kill_thaw.daemon"; : > "$E2E/kill_thaw.agent"; : > "$E2E/restart_thaw"; : > "$E2E/held"
+for i in $(seq "$ROUNDS"); do
+    kind=daemon
+    [ "$AGENT_EVERY" -gt 0 ] && [ $((i % AGENT_EVERY)) = 0 ] && kind=agent
+    delay_ms=$(awk -v f="$(rand_frac "$i")" -v r="$range_ms" 'BEGIN { printf "%d", f * r }')
+    fails_before=$FAILS
+    jobs_before=$(db "SELECT job_key FROM jobs" | sort)
+    log_off=$(size_of "$E2E/quiesced.log")
+    reconciles_before=$(grep -c 'reconcile done' "$E2E/quiesced.log" || true)
+
+    cli --json snapshot --lease-ms "$LEASE_MS" lab > "$E2E/snap.$i.json" 2>&1 &
+    SPID=$!
+    sleep "$(awk -v d="$delay_ms" 'BEGIN { printf "%.3f", d / 1000 }')"
+    agent_pid=""
+    [ $kind = agent ] && { agent_pid=$(lab send AGENT-PID); agent_pid=${agent_pid##* }; }
+    t_kill=$(e2e_now)
+    if [ $kind = daemon ]; then
+        kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=""
+    else
+        lab send "AGENT-SIGNAL KILL" >/dev/null
+    fi
+    log_kill_off=$(size_of "$E2E/quiesced.log")
+    probe=$E2E/probe.$i
+    probe_writes > "$probe" &
+    PRB=$!
+    t_restart=""
+    if [ $kind = daemon ]; then
+        t_restart=$(e2e_now)
+        start_daemon "$CONF" || { fail "round $i: quiesced does not restart"; break; }
+    fi
+
+    # The client ends (daemon killed: at once; agent killed: when the job fails).
+    for _ in $(seq 600); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$SPID" 2>/dev/null; then fail "round $i: quiescectl snapshot still waiting 60 s after the kill"; fi
+    cli_rc=0; wait "$SPID" 2>/dev/null || cli_rc=$?; SPID=""
+    # Thawed: the agent says so (through the daemon), then writes go on for a second.
+    deadline=$(( t_kill + (LEASE_MS + 20000) * 1000000 ))
+    frozen="?"
+    while [ "$(e2e_now)" -lt "$deadline" ]; do
+        frozen=$(cli --json status lab 2>/dev/null | jq -r .frozen 2>/dev/null || echo "?")
+        [ "$frozen" = false ] && break
+        sleep 0.1
+    done
+    sleep 1
+    kill "$PRB" 2>/dev/null || true; wait "$PRB" 2>/dev/null || true; PRB=""
+    [ "$frozen" = false ] || fail "round $i: guest not thawed $(( LEASE_MS / 1000 + 20 )) s after the kill (status: $frozen)"
+    a_end=$(awk '$2 ~ /^[0-9]+$/ { print $2 }' "$probe" | tail -1)
+    a_mid=$(awk -v t="$(( $(e2e_now) - 900000000 ))" '$2 ~ /^[0-9]+$/ && $1 <= t { v = $2 } END { print v + 0 }' "$probe")
+    [ -n "$a_end" ] && [ "$a_end" -gt "$a_mid" ] || fail "round $i: guest writes do not resume (acked $a_mid -> ${a_end:-?})"
+    read -r stall_s stall_end < <(stall_of "$probe")
+
+    # The round's job: new in the catalog, else named in the daemon's log.
+    if [ $kind = daemon ]; then
+        # Reconcile (second pass a sweep delay later) must end before the checks.
+        for _ in $(seq 600); do
+            [ "$(grep -c 'reconcile done' "$E2E/quiesced.log" || true)" -gt "$reconciles_before" ] && break
+            sleep 0.1
+        done
+        [ "$(grep -c 'reconcile done' "$E2E/quiesced.log" || true)" -gt "$reconciles_before" ] ||
+            fail "round $i: no 'reconcile done' within 60 s of the restart"
+    else
+        for _ in $(seq 300); do [ -z "$(db "SELECT 1 FROM jobs WHERE state = 'running'")" ] && break; sleep 0.1; done
+        wait_link 30 >/dev/null || fail "round $i: no working link to the restarted agent"
+    fi
+    job=$(comm -13 <(echo "$jobs_before") <(db "SELECT job_key FROM jobs" | sort) | head -1 || true)
+    seg=$(dd if="$E2E/quiesced.log" bs=1 skip="$log_off" count="$((log_kill_off - log_off))" 2>/dev/null)
+    [ -n "$job" ] || job=$(grep -o 'job [^ :]*: [a-z]* done' <<<"$seg" | head -1 | cut -d' ' -f2 | tr -d : || true)
+    stage=$(grep -F "job ${job:-none}: " <<<"$seg" | grep -o ': [a-z]* done' | tail -1 | cut -d' ' -f2 || true)
+    if [ -z "$job" ]; then stage=no-job; elif [ -z "$stage" ]; then stage=before-plan-done; else stage=after-$stage; fi
+
+    # Who thawed, how long it held (the guest's clock), how long after the kill / restart.
+    serial=$(tr -d '\r' < "$QB_VM_RUN/serial.log")
+    f_at=""; t_at=""; held=""
+    if [ -n "$job" ]; then
+        f_at=$(grep -a "freeze job $job:" <<<"$serial" | head -1 | cut -d' ' -f1 || true)
+        t_at=$(grep -a "job $job thawed" <<<"$serial" | head -1 | cut -d' ' -f1 || true)
+    fi
+    [ -n "$f_at" ] && [ -n "$t_at" ] && held=$(guest_ms_between "$f_at" "$t_at")
+    after=$(tail -c +"$((log_kill_off + 1))" "$E2E/quiesced.log" || true)
+    by=none
+    if [ -n "$job" ] && grep -qF "thawed job $job left by a stopped daemon" <<<"$after"; then by=restart
+    elif [ -n "$job" ] && grep -qa "job $job: lease of" <<<"$serial"; then by=lease
+    elif [ $kind = agent ] && ge "$stall_s" 0.3; then by=agent-guard
+    elif [ -n "$t_at" ]; then by=job
+    fi
+    k2t="-" r2t="-"
+    if ge "$stall_s" 0.3 && [ "$stall_end" -gt "$t_kill" ]; then
+        k2t=$(e2e_secs "$t_kill" "$stall_end")
+        echo "$k2t" >> "$E2E/kill_thaw.$kind"
+        if [ -n "$t_restart" ] && [ "$stall_end" -gt "$t_restart" ]; then
+            r2t=$(e2e_secs "$t_restart" "$stall_end"); echo "$r2t" >> "$E2E/restart_thaw"
+        fi
+        ge "$k2t" "$(( (LEASE_MS + 3000) / 1000 ))" &&
+            fail "round $i: guest frozen $k2t s after the kill (lease $LEASE_MS ms)"
+    fi
+    [ -n "$held" ] && echo "$held" >> "$E2E/held"
+
+    # The round's label, and the verifier's word on an application-consistent one.
+    label="no-job" verdict="-"
+    if [ -n "$job" ]; then
+        label=$(db "SELECT state || '/' || IFNULL(consistency, 'unlabelled') FROM jobs WHERE job_key = '$job'")
+        [ -n "$label" ] || label="not-in-catalog"
+        rows=$(db "SELECT COUNT(*) FROM snapshots s JOIN jobs j ON j.id = s.job_id WHERE j.job_key = '$job'")
+        label="$label rows=${rows:-0}"
+        if [[ "$label" == succeeded/application-consistent* ]]; then
+            acked_line=$(guest_get freeze.acked)
+            min=0; [ "$(field "$acked_line" job)" = "$job" ] && min=$(field "$acked_line" acked)
+            snapfile=$(db "SELECT array_name FROM snapshots s JOIN jobs j ON j.id = s.job_id WHERE j.job_key = '$job' LIMIT 1")
+            if verify_records "$snapfile" "$min" > "$E2E/verify.$i" 2>&1; then verdict="consistent(min $min)"
+            else verdict=INCONSISTENT; cat "$E2E/verify.$i"; fail "round $i: $job labelled application-consistent but its snapshot is not consistent"; fi
+        fi
+    fi
+    catalog_checks "round $i"
+    cli_err=$(jq -r '.error // empty' "$E2E/snap.$i.json" 2>/dev/null | head -c 120 || true)
+    STAGES+=("$kind:$stage") KINDS+=("$kind") LABELS+=("${label%% *}") THAWED_BY+=("$by")
+    res=OK; [ "$FAILS" -gt "$fails_before" ] && res=FAIL
+    say "round $i/$ROUNDS kill=$kind${agent_pid:+($agent_pid)} delay=${delay_ms}ms stage=$stage job=${job:-none} stall=${stall_s}s kill->thawed=${k2t}s restart->thawed=${r2t}s held=${held:--}ms(guest) thawed-by=$by label=$label verify=$verdict cli_rc=$cli_rc${cli_err:+ cli_error=\"$cli_err\"} $res"
+done
+
+stop_daemon
+count() { printf '%s\n' "$@" | sort | uniq -c | awk '{ printf "%s%s=%d", (NR > 1 ? " " : ""), $2, $1 }'; }
+say "summary: seed $SEED, $ROUNDS rounds ($(count "${KINDS[@]}")) under $(cat "$QB_VM_RUN/accel"), lease $LEASE_MS ms, total $(e2e_secs "$t_start" "$(e2e_now)") s"
+say "  stages at the kill: $(count "${STAGES[@]}")"
+read -r m x < <(stats < "$E2E/kill_thaw.daemon")
+say "  daemon killed, guest frozen after it: $(wc -l < "$E2E/kill_thaw.daemon") rounds; kill->thawed median $m s, max $x s"
+read -r m x < <(stats < "$E2E/restart_thaw")
+say "  restart->thawed (write probe): median $m s, max $x s over $(wc -l < "$E2E/restart_thaw") rounds"
+read -r m x < <(stats < "$E2E/kill_thaw.agent")
+say "  agent killed, guest frozen after it: $(wc -l < "$E2E/kill_thaw.agent") rounds; kill->thawed median $m s, max $x s"
+read -r m x < <(stats < "$E2E/held")
+say "  freeze held (guest clock, jobs whose agent logged freeze and thaw): median $m ms, max $x ms"
+say "  thawed by: $(count "${THAWED_BY[@]}")"
+say "  labels (state/consistency): $(count "${LABELS[@]}")"
+if [ "$FAILS" -gt 0 ]; then
+    say "  failures: $FAILS"
+    printf 'campaign:    %s\n' "${FAILED[@]}"
+    echo "--- quiesced log (tail) ---"; tail -30 "$E2E/quiesced.log" || true
+    echo "--- guest console (tail) ---"; tr -d '\r' < "$QB_VM_RUN/serial.log" | tail -30 || true
+    exit 1
+fi
+say "  failures: 0"
+say "PASS"
