@@ -61,7 +61,8 @@ e2e_teardown() {
 }
 
 # write_config FILE BACKEND [LATE_POLICY]: BACKEND reflink (snapshots in hostfs/snaps) or slow
-# (the exec script slow-array.sh, snapshots in hostfs/xsnaps).
+# (the exec script slow-array.sh, snapshots in hostfs/xsnaps). Only the backend used is
+# declared: quiesced probes every declared backend at start and exits if one fails.
 write_config() {
     local file=$1 backend=$2 late=${3:-remove} hostfs=$QB_VM_RUN/hostfs
     mkdir -p "$hostfs/snaps" "$hostfs/xsnaps"
@@ -74,9 +75,11 @@ write_config() {
         echo "late_snapshot = \"$late\""
         echo "[backends.reflink]"
         echo "snapshot_dir = \"$hostfs/snaps\""
-        echo "[backends.slow]"
-        echo "type = \"exec\""
-        echo "script = \"$E2E_HERE/slow-array.sh\""
+        if [ "$backend" = slow ]; then
+            echo "[backends.slow]"
+            echo "type = \"exec\""
+            echo "script = \"$E2E_HERE/slow-array.sh\""
+        fi
         echo "[[guests]]"
         echo "name = \"lab\""
         echo "agent = \"unix:$QB_VM_RUN/agent.sock\""
