@@ -5,10 +5,11 @@
 # `quiescectl snapshot`, waits a seeded random time spread over a whole job, then kill -9s
 # quiesced (by PID) and restarts it at once; every QB_CAMPAIGN_AGENT_EVERY-th round kill -9s
 # the agent in the guest instead (guest-init restarts it; the daemon keeps running). Then:
-#   - the guest is thawed: a write probe through the responder (ACKED, sampled from the kill
-#     on) gives kill->thawed and restart->thawed (end of the longest write stall >= 0.3 s);
-#     the guest's own log gives how long the freeze held (guest clock). Frozen longer than the
-#     lease + 3 s is a failure;
+#   - the guest is thawed: who thawed it comes from the logs (restarted daemon, lease, agent's
+#     thaw guard, or the job itself before the kill); a write probe through the responder
+#     (ACKED, sampled from the kill on) gives kill->thawed and restart->thawed; the guest's own
+#     log gives how long the freeze held (guest clock). A write stall longer than the lease
+#     + 3 s is a failure;
 #   - after reconcile ("reconcile done" in the daemon log) no job is left running;
 #   - labels are honest: a job's label equals each of its rows' labels (a job with rows has a
 #     label), application-consistent only on a succeeded job, and the round's job, if
@@ -74,8 +75,10 @@ say() { echo "campaign: $*"; }
 fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); FAILED+=("$*"); }
 size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
 db() { sqlite3 -readonly -cmd '.timeout 5000' "$E2E/catalog.db" "$@"; }
-# rand_frac ROUND: a number in [0,1) fixed by the seed and the round.
-rand_frac() { awk -v s="$SEED" -v r="$1" 'BEGIN { srand(s * 1000 + r); printf "%.6f", rand() }'; }
+# rand_frac ROUND: the ROUND-th number in [0,1) of the sequence the seed starts.
+rand_frac() {
+    awk -v s="$SEED" -v r="$1" 'BEGIN { srand(s % 2147483647); for (i = 0; i < r; i++) x = rand(); printf "%.6f", x }'
+}
 # stats: "median max" of the numbers on stdin ("-" if none)
 stats() {
     sort -g | awk '{ v[NR] = $1 } END {
@@ -90,21 +93,26 @@ guest_ms_between() {
     awk -v a="${1#*T}" -v b="${2#*T}" 'function s(t, p) { split(t, p, ":"); return p[1] * 3600 + p[2] * 60 + p[3] }
         BEGIN { printf "%d", (s(b) - s(a)) * 1000 }'
 }
-# probe_writes: "NS ACKED" lines, one per responder round trip, until killed.
+# probe_writes STOPFILE: "NS ACKED" lines, one per responder round trip, until STOPFILE exists.
+# It is stopped that way, not killed: a request cut midway would keep the responder's one
+# connection busy.
 probe_writes() {
-    while :; do echo "$(e2e_now) $(guest_acked 2>/dev/null || echo -1)"; done
+    while [ ! -e "$1" ]; do echo "$(e2e_now) $(guest_acked 2>/dev/null || echo -1)"; done
 }
-# stall_of FILE: "STALL_S END_NS" of the longest run of samples without a new acknowledged record
-# (END_NS = the first sample that shows one); "0 0" if none.
+# stall_of FILE: "STALL_S END_NS FIRST_NS" for the longest run of samples without a new
+# acknowledged record (END_NS = the first sample that shows one; runs of one sample count their
+# interval) and FIRST_NS = the first sample that shows a record newer than the first sample's.
 stall_of() {
     awk '$2 ~ /^[0-9]+$/ && $2 >= 0 {
+            if (n == 0) first = $2
+            if (n > 0 && $2 != first && firstns == 0) firstns = $1
             if (n == 0 || $2 != last) {
                 if (n > 0) { d = $1 - start; if (d > best) { best = d; end = $1 } }
                 start = $1; last = $2
             }
             n++
         }
-        END { printf "%.2f %d\n", best / 1e9, end }' "$1"
+        END { printf "%.2f %.0f %.0f\n", best / 1e9, end, firstns }' "$1"
 }
 
 catalog_checks() { # the whole catalog and the snapshot dir; fail lines for each breach
@@ -137,19 +145,24 @@ CONF=$E2E/reflink.toml
 write_config "$CONF" reflink "$LATE"
 start_daemon "$CONF"
 
-# Calibration: two whole jobs give the span the kill times are spread over (and prove the rig).
-span_ms=0
-for c in 1 2; do
+# Calibration: three whole jobs (they also prove the rig); the kill times are spread over the
+# median one. A request to the responder (how the agent is killed) takes its own time: agent
+# kills are sent that much earlier.
+cal=()
+for c in 1 2 3; do
     t0=$(e2e_now)
     rc=0; cli --json snapshot --lease-ms "$LEASE_MS" lab > "$E2E/cal.json" 2>&1 || rc=$?
     ms=$(( ($(e2e_now) - t0) / 1000000 ))
-    [ "$ms" -gt "$span_ms" ] && span_ms=$ms
+    cal+=("$ms")
     label=$(jq -r .consistency "$E2E/cal.json" 2>/dev/null || echo "?")
     say "calibration job $c: rc=$rc $label in $ms ms"
     [ "$rc" = 0 ] && [ "$label" = application-consistent ] || fail "calibration job $c: rc=$rc $(head -c 300 "$E2E/cal.json")"
 done
-range_ms=$(( span_ms * 11 / 10 ))
-say "kill times uniform in 0..$range_ms ms after quiescectl starts (1.1 x the longest calibration job)"
+range_ms=$(printf '%s\n' "${cal[@]}" | sort -n | sed -n 2p)
+t0=$(e2e_now)
+for _ in 1 2 3; do lab send PING >/dev/null; done
+send_ms=$(( ($(e2e_now) - t0) / 3000000 ))
+say "kill times uniform in 0..$range_ms ms after quiescectl starts (the median calibration job); a responder request takes ~$send_ms ms"
 catalog_checks "after calibration"
 
 STAGES=() KINDS=() LABELS=() THAWED_BY=()
@@ -163,11 +176,13 @@ for i in $(seq "$ROUNDS"); do
     log_off=$(size_of "$E2E/quiesced.log")
     reconciles_before=$(grep -c 'reconcile done' "$E2E/quiesced.log" || true)
 
-    cli --json snapshot --lease-ms "$LEASE_MS" lab > "$E2E/snap.$i.json" 2>&1 &
-    SPID=$!
-    sleep "$(awk -v d="$delay_ms" 'BEGIN { printf "%.3f", d / 1000 }')"
     agent_pid=""
     [ $kind = agent ] && { agent_pid=$(lab send AGENT-PID); agent_pid=${agent_pid##* }; }
+    cli --json snapshot --lease-ms "$LEASE_MS" lab > "$E2E/snap.$i.json" 2>&1 &
+    SPID=$!
+    sleep_ms=$delay_ms
+    [ $kind = agent ] && sleep_ms=$(( delay_ms > send_ms ? delay_ms - send_ms : 0 ))
+    sleep "$(awk -v d="$sleep_ms" 'BEGIN { printf "%.3f", d / 1000 }')"
     t_kill=$(e2e_now)
     if [ $kind = daemon ]; then
         kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=""
@@ -176,7 +191,8 @@ for i in $(seq "$ROUNDS"); do
     fi
     log_kill_off=$(size_of "$E2E/quiesced.log")
     probe=$E2E/probe.$i
-    probe_writes > "$probe" &
+    rm -f "$probe.stop"
+    probe_writes "$probe.stop" > "$probe" &
     PRB=$!
     t_restart=""
     if [ $kind = daemon ]; then
@@ -197,12 +213,12 @@ for i in $(seq "$ROUNDS"); do
         sleep 0.1
     done
     sleep 1
-    kill "$PRB" 2>/dev/null || true; wait "$PRB" 2>/dev/null || true; PRB=""
+    touch "$probe.stop"; wait "$PRB" 2>/dev/null || true; PRB=""
     [ "$frozen" = false ] || fail "round $i: guest not thawed $(( LEASE_MS / 1000 + 20 )) s after the kill (status: $frozen)"
     a_end=$(awk '$2 ~ /^[0-9]+$/ { print $2 }' "$probe" | tail -1)
     a_mid=$(awk -v t="$(( $(e2e_now) - 900000000 ))" '$2 ~ /^[0-9]+$/ && $1 <= t { v = $2 } END { print v + 0 }' "$probe")
     [ -n "$a_end" ] && [ "$a_end" -gt "$a_mid" ] || fail "round $i: guest writes do not resume (acked $a_mid -> ${a_end:-?})"
-    read -r stall_s stall_end < <(stall_of "$probe")
+    read -r stall_s stall_end first_change < <(stall_of "$probe")
 
     # The round's job: new in the catalog, else named in the daemon's log.
     if [ $kind = daemon ]; then
@@ -223,7 +239,7 @@ for i in $(seq "$ROUNDS"); do
     stage=$(grep -F "job ${job:-none}: " <<<"$seg" | grep -o ': [a-z]* done' | tail -1 | cut -d' ' -f2 || true)
     if [ -z "$job" ]; then stage=no-job; elif [ -z "$stage" ]; then stage=before-plan-done; else stage=after-$stage; fi
 
-    # Who thawed, how long it held (the guest's clock), how long after the kill / restart.
+    # How long the freeze held, on the guest's clock (the agent's log of a job it thawed).
     serial=$(tr -d '\r' < "$QB_VM_RUN/serial.log")
     f_at=""; t_at=""; held=""
     if [ -n "$job" ]; then
@@ -232,22 +248,32 @@ for i in $(seq "$ROUNDS"); do
     fi
     [ -n "$f_at" ] && [ -n "$t_at" ] && held=$(guest_ms_between "$f_at" "$t_at")
     after=$(tail -c +"$((log_kill_off + 1))" "$E2E/quiesced.log" || true)
+    # Who thawed, from the logs: the restarted daemon (its leftover-freeze thaw), the lease, the
+    # thaw guard of a killed agent (the restarted agent finds its crash record), or the job
+    # itself before the kill reached it (then the guest was not frozen after the kill).
     by=none
     if [ -n "$job" ] && grep -qF "thawed job $job left by a stopped daemon" <<<"$after"; then by=restart
     elif [ -n "$job" ] && grep -qa "job $job: lease of" <<<"$serial"; then by=lease
-    elif [ $kind = agent ] && ge "$stall_s" 0.3; then by=agent-guard
+    elif [ -n "$job" ] && grep -qa "stale freeze of job $job" <<<"$serial"; then by=agent-guard
     elif [ -n "$t_at" ]; then by=job
     fi
-    k2t="-" r2t="-"
-    if ge "$stall_s" 0.3 && [ "$stall_end" -gt "$t_kill" ]; then
-        k2t=$(e2e_secs "$t_kill" "$stall_end")
+    # The time it thawed, from the write probe: the end of the longest stall (restart, lease),
+    # the first new record (agent guard: frozen at the kill, thawed within a few samples).
+    k2t="-" r2t="-" thawed_ns=0
+    case $by in
+        restart|lease) thawed_ns=$stall_end ;;
+        agent-guard) thawed_ns=$first_change ;;
+    esac
+    if [ "$thawed_ns" -gt "$t_kill" ]; then
+        k2t=$(e2e_secs "$t_kill" "$thawed_ns")
         echo "$k2t" >> "$E2E/kill_thaw.$kind"
-        if [ -n "$t_restart" ] && [ "$stall_end" -gt "$t_restart" ]; then
-            r2t=$(e2e_secs "$t_restart" "$stall_end"); echo "$r2t" >> "$E2E/restart_thaw"
+        if [ -n "$t_restart" ] && [ "$thawed_ns" -gt "$t_restart" ]; then
+            r2t=$(e2e_secs "$t_restart" "$thawed_ns"); echo "$r2t" >> "$E2E/restart_thaw"
         fi
-        ge "$k2t" "$(( (LEASE_MS + 3000) / 1000 ))" &&
-            fail "round $i: guest frozen $k2t s after the kill (lease $LEASE_MS ms)"
     fi
+    # Whoever thawed it, no stall may outlast the lease (+3 s for TCG and the probe).
+    ge "$stall_s" "$(( (LEASE_MS + 3000) / 1000 ))" &&
+        fail "round $i: guest writes stalled $stall_s s after the kill (lease $LEASE_MS ms)"
     [ -n "$held" ] && echo "$held" >> "$E2E/held"
 
     # The round's label, and the verifier's word on an application-consistent one.
