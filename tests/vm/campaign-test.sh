@@ -257,13 +257,19 @@ for i in $(seq "$ROUNDS"); do
     elif [ -n "$job" ] && grep -qa "stale freeze of job $job" <<<"$serial"; then by=agent-guard
     elif [ -n "$t_at" ]; then by=job
     fi
-    # The time it thawed, from the write probe: the end of the longest stall (restart, lease),
-    # the first new record (agent guard: frozen at the kill, thawed within a few samples).
-    k2t="-" r2t="-" thawed_ns=0
+    # The time it thawed. restart: when the restarted daemon logged the agent's Thawed reply
+    # (host clock, ms); lease: the end of the longest write stall; agent guard: the first new
+    # record (frozen at the kill, thawed within a few samples). probe: the end of the longest
+    # write stall, as a cross-check.
+    k2t="-" r2t="-" thawed_ns=0 probe_k2t="-"
     case $by in
-        restart|lease) thawed_ns=$stall_end ;;
+        restart)
+            line=$(grep -F "thawed job $job left by a stopped daemon" <<<"$after" | head -1 || true)
+            thawed_ns=$(date -d "${line%% *}" +%s%N 2>/dev/null || echo 0) ;;
+        lease) thawed_ns=$stall_end ;;
         agent-guard) thawed_ns=$first_change ;;
     esac
+    [ "$stall_end" -gt "$t_kill" ] && probe_k2t=$(e2e_secs "$t_kill" "$stall_end")
     if [ "$thawed_ns" -gt "$t_kill" ]; then
         k2t=$(e2e_secs "$t_kill" "$thawed_ns")
         echo "$k2t" >> "$E2E/kill_thaw.$kind"
@@ -295,7 +301,7 @@ for i in $(seq "$ROUNDS"); do
     cli_err=$(jq -r '.error // empty' "$E2E/snap.$i.json" 2>/dev/null | head -c 120 || true)
     STAGES+=("$kind:$stage") KINDS+=("$kind") LABELS+=("${label%% *}") THAWED_BY+=("$by")
     res=OK; [ "$FAILS" -gt "$fails_before" ] && res=FAIL
-    say "round $i/$ROUNDS kill=$kind${agent_pid:+($agent_pid)} delay=${delay_ms}ms stage=$stage job=${job:-none} stall=${stall_s}s kill->thawed=${k2t}s restart->thawed=${r2t}s held=${held:--}ms(guest) thawed-by=$by label=$label verify=$verdict cli_rc=$cli_rc${cli_err:+ cli_error=\"$cli_err\"} $res"
+    say "round $i/$ROUNDS kill=$kind${agent_pid:+($agent_pid)} delay=${delay_ms}ms stage=$stage job=${job:-none} stall=${stall_s}s(ends ${probe_k2t}s after the kill) kill->thawed=${k2t}s restart->thawed=${r2t}s held=${held:--}ms(guest) thawed-by=$by label=$label verify=$verdict cli_rc=$cli_rc${cli_err:+ cli_error=\"$cli_err\"} $res"
 done
 
 stop_daemon
@@ -305,7 +311,7 @@ say "  stages at the kill: $(count "${STAGES[@]}")"
 read -r m x < <(stats < "$E2E/kill_thaw.daemon")
 say "  daemon killed, guest frozen after it: $(wc -l < "$E2E/kill_thaw.daemon") rounds; kill->thawed median $m s, max $x s"
 read -r m x < <(stats < "$E2E/restart_thaw")
-say "  restart->thawed (write probe): median $m s, max $x s over $(wc -l < "$E2E/restart_thaw") rounds"
+say "  restart->thawed (the restarted daemon's Thawed reply): median $m s, max $x s over $(wc -l < "$E2E/restart_thaw") rounds"
 read -r m x < <(stats < "$E2E/kill_thaw.agent")
 say "  agent killed, guest frozen after it: $(wc -l < "$E2E/kill_thaw.agent") rounds; kill->thawed median $m s, max $x s"
 read -r m x < <(stats < "$E2E/held")
