@@ -166,7 +166,7 @@ say "kill times uniform in 0..$range_ms ms after quiescectl starts (the median c
 catalog_checks "after calibration"
 
 STAGES=() KINDS=() LABELS=() THAWED_BY=()
-: > "$E2E/kill_thaw.daemon"; : > "$E2E/kill_thaw.agent"; : > "$E2E/restart_thaw"; : > "$E2E/held"
+: > "$E2E/kill_thaw.daemon"; : > "$E2E/kill_thaw.agent"; : > "$E2E/restart_thaw"; : > "$E2E/held"; : > "$E2E/probe_thaw"
 for i in $(seq "$ROUNDS"); do
     kind=daemon
     [ "$AGENT_EVERY" -gt 0 ] && [ $((i % AGENT_EVERY)) = 0 ] && kind=agent
@@ -269,7 +269,10 @@ for i in $(seq "$ROUNDS"); do
         lease) thawed_ns=$stall_end ;;
         agent-guard) thawed_ns=$first_change ;;
     esac
-    [ "$stall_end" -gt "$t_kill" ] && probe_k2t=$(e2e_secs "$t_kill" "$stall_end")
+    if [ "$stall_end" -gt "$t_kill" ]; then
+        probe_k2t=$(e2e_secs "$t_kill" "$stall_end")
+        [ $by = restart ] && echo "$probe_k2t" >> "$E2E/probe_thaw"
+    fi
     if [ "$thawed_ns" -gt "$t_kill" ]; then
         k2t=$(e2e_secs "$t_kill" "$thawed_ns")
         echo "$k2t" >> "$E2E/kill_thaw.$kind"
@@ -312,6 +315,8 @@ read -r m x < <(stats < "$E2E/kill_thaw.daemon")
 say "  daemon killed, guest frozen after it: $(wc -l < "$E2E/kill_thaw.daemon") rounds; kill->thawed median $m s, max $x s"
 read -r m x < <(stats < "$E2E/restart_thaw")
 say "  restart->thawed (the restarted daemon's Thawed reply): median $m s, max $x s over $(wc -l < "$E2E/restart_thaw") rounds"
+read -r m x < <(stats < "$E2E/probe_thaw")
+say "  restart rounds, writes resumed (write probe, end of the longest stall; before the Thawed reply, which waits for the thaw hooks): median $m s, max $x s after the kill"
 read -r m x < <(stats < "$E2E/kill_thaw.agent")
 say "  agent killed, guest frozen after it: $(wc -l < "$E2E/kill_thaw.agent") rounds; kill->thawed median $m s, max $x s"
 read -r m x < <(stats < "$E2E/held")
