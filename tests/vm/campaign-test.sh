@@ -166,7 +166,7 @@ say "kill times uniform in 0..$range_ms ms after quiescectl starts (the median c
 catalog_checks "after calibration"
 
 STAGES=() KINDS=() LABELS=() THAWED_BY=()
-: > "$E2E/kill_thaw.daemon"; : > "$E2E/kill_thaw.agent"; : > "$E2E/restart_thaw"; : > "$E2E/held"; : > "$E2E/probe_thaw"
+: > "$E2E/kill_thaw.daemon"; : > "$E2E/kill_thaw.agent"; : > "$E2E/restart_thaw"; : > "$E2E/held"; : > "$E2E/probe_thaw"; : > "$E2E/frozen"
 for i in $(seq "$ROUNDS"); do
     kind=daemon
     [ "$AGENT_EVERY" -gt 0 ] && [ $((i % AGENT_EVERY)) = 0 ] && kind=agent
@@ -241,12 +241,14 @@ for i in $(seq "$ROUNDS"); do
 
     # How long the freeze held, on the guest's clock (the agent's log of a job it thawed).
     serial=$(tr -d '\r' < "$QB_VM_RUN/serial.log")
-    f_at=""; t_at=""; held=""
+    f_at=""; z_at=""; t_at=""; held=""; frozen_ms=""
     if [ -n "$job" ]; then
         f_at=$(grep -a "freeze job $job:" <<<"$serial" | head -1 | cut -d' ' -f1 || true)
+        z_at=$(grep -a "job $job frozen:" <<<"$serial" | head -1 | cut -d' ' -f1 || true)
         t_at=$(grep -a "job $job thawed" <<<"$serial" | head -1 | cut -d' ' -f1 || true)
     fi
     [ -n "$f_at" ] && [ -n "$t_at" ] && held=$(guest_ms_between "$f_at" "$t_at")
+    [ -n "$z_at" ] && [ -n "$t_at" ] && frozen_ms=$(guest_ms_between "$z_at" "$t_at")
     after=$(tail -c +"$((log_kill_off + 1))" "$E2E/quiesced.log" || true)
     # Who thawed, from the logs: the restarted daemon (its leftover-freeze thaw), the lease, the
     # thaw guard of a killed agent (the restarted agent finds its crash record), or the job
@@ -284,6 +286,7 @@ for i in $(seq "$ROUNDS"); do
     ge "$stall_s" "$(( (LEASE_MS + 3000) / 1000 ))" &&
         fail "round $i: guest writes stalled $stall_s s after the kill (lease $LEASE_MS ms)"
     [ -n "$held" ] && echo "$held" >> "$E2E/held"
+    [ -n "$frozen_ms" ] && echo "$frozen_ms" >> "$E2E/frozen"
 
     # The round's label, and the verifier's word on an application-consistent one.
     label="no-job" verdict="-"
@@ -304,7 +307,7 @@ for i in $(seq "$ROUNDS"); do
     cli_err=$(jq -r '.error // empty' "$E2E/snap.$i.json" 2>/dev/null | head -c 120 || true)
     STAGES+=("$kind:$stage") KINDS+=("$kind") LABELS+=("${label%% *}") THAWED_BY+=("$by")
     res=OK; [ "$FAILS" -gt "$fails_before" ] && res=FAIL
-    say "round $i/$ROUNDS kill=$kind${agent_pid:+($agent_pid)} delay=${delay_ms}ms stage=$stage job=${job:-none} stall=${stall_s}s(ends ${probe_k2t}s after the kill) kill->thawed=${k2t}s restart->thawed=${r2t}s held=${held:--}ms(guest) thawed-by=$by label=$label verify=$verdict cli_rc=$cli_rc${cli_err:+ cli_error=\"$cli_err\"} $res"
+    say "round $i/$ROUNDS kill=$kind${agent_pid:+($agent_pid)} delay=${delay_ms}ms stage=$stage job=${job:-none} stall=${stall_s}s(ends ${probe_k2t}s after the kill) kill->thawed=${k2t}s restart->thawed=${r2t}s held=${held:--}ms/frozen=${frozen_ms:--}ms(guest) thawed-by=$by label=$label verify=$verdict cli_rc=$cli_rc${cli_err:+ cli_error=\"$cli_err\"} $res"
 done
 
 stop_daemon
@@ -316,11 +319,13 @@ say "  daemon killed, guest frozen after it: $(wc -l < "$E2E/kill_thaw.daemon") 
 read -r m x < <(stats < "$E2E/restart_thaw")
 say "  restart->thawed (the restarted daemon's Thawed reply): median $m s, max $x s over $(wc -l < "$E2E/restart_thaw") rounds"
 read -r m x < <(stats < "$E2E/probe_thaw")
-say "  restart rounds, writes resumed (write probe, end of the longest stall; before the Thawed reply, which waits for the thaw hooks): median $m s, max $x s after the kill"
+say "  restart rounds, cross-check: end of the longest write stall (probe; a TCG scheduling stall can outlast a short freeze): median $m s, max $x s after the kill"
 read -r m x < <(stats < "$E2E/kill_thaw.agent")
 say "  agent killed, guest frozen after it: $(wc -l < "$E2E/kill_thaw.agent") rounds; kill->thawed median $m s, max $x s"
 read -r m x < <(stats < "$E2E/held")
-say "  freeze held (guest clock, jobs whose agent logged freeze and thaw): median $m ms, max $x ms"
+say "  freeze window on the guest's clock, freeze request (hooks first) to thawed: median $m ms, max $x ms"
+read -r m x < <(stats < "$E2E/frozen")
+say "  file systems frozen (FIFREEZE done to thawed, guest clock): median $m ms, max $x ms"
 say "  thawed by: $(count "${THAWED_BY[@]}")"
 say "  labels (state/consistency): $(count "${LABELS[@]}")"
 if [ "$FAILS" -gt 0 ]; then
