@@ -61,7 +61,8 @@ e2e_teardown() {
 }
 
 # write_config FILE BACKEND [LATE_POLICY]: BACKEND reflink (snapshots in hostfs/snaps) or slow
-# (the exec script slow-array.sh, snapshots in hostfs/xsnaps).
+# (the exec script slow-array.sh through a wrapper, snapshots in hostfs/xsnaps). Both are
+# declared in every config, so a later config still knows the backend of earlier snapshots.
 write_config() {
     local file=$1 backend=$2 late=${3:-remove} hostfs=$QB_VM_RUN/hostfs
     mkdir -p "$hostfs/snaps" "$hostfs/xsnaps"
